@@ -1,0 +1,7 @@
+//! msenas: a portable GPU engine (wgpu + WGSL) for brain-inspired multi-scale evolutionary
+//! architecture search of spiking neural networks.
+//!
+//! Dependencies point one way: `genome` -> `plan` -> `cpu` | `gpu` -> `fitness`, `train` ->
+//! `evolve` -> CLI. See `docs/design.md` for the layouts every module shares.
+
+pub mod error;
