@@ -9,3 +9,4 @@ pub mod spec;
 
 pub use error::{Error, Result};
 pub use spec::DataSpec;
+pub mod genome;
