@@ -10,3 +10,4 @@ pub mod spec;
 pub use error::{Error, Result};
 pub use spec::DataSpec;
 pub mod genome;
+pub mod plan;
