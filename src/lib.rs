@@ -4,9 +4,12 @@
 //! Dependencies point one way: `genome` -> `plan` -> `cpu` | `gpu` -> `fitness`, `train` ->
 //! `evolve` -> CLI. See `docs/design.md` for the layouts every module shares.
 
+pub mod cpu;
 pub mod error;
 pub mod spec;
 
 pub use error::{Error, Result};
 pub use spec::DataSpec;
+pub mod genome;
 pub mod gpu;
+pub mod plan;
