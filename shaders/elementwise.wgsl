@@ -91,7 +91,7 @@ fn linear(
     dst[p.dst_off + i] = s + bias[p.bias_off + k];
 }
 
-// dst [B, K] = mean over T of src [T, B, K]; here n = B and c = K.
+// dst [m] = mean over T of src [T, m]; here n = m and c = 1.
 @compute @workgroup_size(256)
 fn mean_time(
     @builtin(workgroup_id) wg: vec3<u32>,

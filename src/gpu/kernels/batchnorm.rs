@@ -3,18 +3,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{grid_1d, u32_of, KernelId, View};
+pub use crate::cpu::batchnorm::Gate;
 use crate::gpu::Recorder;
 use crate::{Error, Result};
-
-/// The sign gate after batch norm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gate {
-    None,
-    /// max(z, 0)
-    Excitatory,
-    /// min(z, 0)
-    Inhibitory,
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]

@@ -4,34 +4,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{u32_of, KernelId, View};
+pub use crate::cpu::conv::ConvShape;
 use crate::gpu::Recorder;
 use crate::{Error, Result};
-
-/// Shapes of one convolution over `n` images (T * B).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvShape {
-    pub n: usize,
-    pub cin: usize,
-    pub h: usize,
-    pub w: usize,
-    pub cout: usize,
-    pub k: usize,
-    pub stride: usize,
-    /// 1 for the shifted branch of a factorised reduce, else 0.
-    pub shift: usize,
-}
-
-impl ConvShape {
-    pub fn pad(&self) -> usize {
-        self.k / 2
-    }
-    pub fn out_h(&self) -> usize {
-        (self.h + 2 * self.pad() - self.k) / self.stride + 1
-    }
-    pub fn out_w(&self) -> usize {
-        (self.w + 2 * self.pad() - self.k) / self.stride + 1
-    }
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -53,10 +28,10 @@ pub(crate) struct Params {
 }
 
 fn params(s: &ConvShape, x_off: u32, w: View<'_>, out: View<'_>, kernel: &str) -> Result<Params> {
-    if ![1, 3, 5].contains(&s.k) || ![1, 2].contains(&s.stride) || s.shift > 1 {
+    if ![1, 3, 5].contains(&s.k) || ![1, 2].contains(&s.stride) {
         return Err(Error::Gpu(format!(
-            "{kernel}: k = {}, stride = {}, shift = {} (allowed: k 1/3/5, stride 1/2, shift 0/1)",
-            s.k, s.stride, s.shift
+            "{kernel}: k = {}, stride = {} (allowed: k 1/3/5, stride 1/2)",
+            s.k, s.stride
         )));
     }
     if s.n > 65_535 || s.cout > 65_535 {

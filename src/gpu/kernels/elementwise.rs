@@ -140,22 +140,21 @@ pub fn linear(
     )
 }
 
-/// `out [b, k]` = mean over `t` of `x [t, b, k]`.
+/// `out [m]` = mean over `t` of `x [t, m]`.
 pub fn mean_time(
     rec: &mut Recorder<'_>,
     x: View<'_>,
     t: usize,
-    b: usize,
-    k: usize,
+    m: usize,
     out: View<'_>,
 ) -> Result<()> {
     const K: &str = "elementwise::mean_time";
-    let x = x.need("x", K, t * b * k)?;
-    let out = out.need("out", K, b * k)?;
+    let x = x.need("x", K, t * m)?;
+    let out = out.need("out", K, m)?;
     let p = Params {
-        len: u32_of("len", b * k)?,
-        n: b as u32,
-        c: k as u32,
+        len: u32_of("len", m)?,
+        n: m as u32,
+        c: 1,
         steps: t as u32,
         src_off: x.offset,
         dst_off: out.offset,
@@ -165,6 +164,6 @@ pub fn mean_time(
         KernelId::ElementwiseMeanTime,
         &p,
         &[x.buffer, out.buffer],
-        grid_1d(b * k, 256),
+        grid_1d(m, 256),
     )
 }

@@ -3,24 +3,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{u32_of, KernelId, View};
+pub use crate::cpu::lif::LifParams;
 use crate::gpu::Recorder;
 use crate::{Error, Result};
-
-/// Neuron constants (docs/design.md): `1/tau` as an f32 and the threshold.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LifParams {
-    pub tau_inv: f32,
-    pub v_th: f32,
-}
-
-impl Default for LifParams {
-    fn default() -> Self {
-        LifParams {
-            tau_inv: 0.5,
-            v_th: 0.5,
-        }
-    }
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -37,12 +22,11 @@ pub(crate) struct Params {
     v_th: f32,
 }
 
-pub fn words_per_row(n: usize) -> usize {
-    n.div_ceil(32)
-}
+pub use crate::cpu::lif::words_per_row;
 
-/// Run LIF neurons over `t` steps of `x` [T][B][N]: spikes as f32 0/1 into `spikes` (if given)
-/// and bit-packed into `packed` [T][B][ceil(N/32)].
+/// Run the `b * n` LIF neurons of `x` [T][B][N] over `t` steps: spikes as f32 0/1 into `spikes`
+/// (if given; `cpu::lif::lif` with its `n` = b * n) and bit-packed into `packed`
+/// [T][B][ceil(N/32)] (`cpu::lif::pack_spikes(spikes, t, b, n)`).
 #[allow(clippy::too_many_arguments)]
 pub fn lif(
     rec: &mut Recorder<'_>,
