@@ -2,6 +2,8 @@
 //! compute pass per submission, all kernel parameters in one uniform buffer at dynamic offsets,
 //! and bind groups cached by (kernel, buffers) so repeated candidates reuse them.
 
+use std::collections::hash_map::Entry;
+
 use bytemuck::Pod;
 
 use super::context::GpuContext;
@@ -33,6 +35,7 @@ enum Cmd {
 /// Size of one parameter slot: every kernel's parameters fit, and 256 is the largest
 /// `min_uniform_buffer_offset_alignment` wgpu allows.
 const SLOT: usize = 256;
+const MAX_CACHED_GROUPS: usize = 4096;
 
 pub struct Recorder<'c> {
     ctx: &'c GpuContext,
@@ -161,6 +164,11 @@ impl<'c> Recorder<'c> {
                 mapped_at_creation: false,
             }));
         }
+        // Bind groups keep their buffers alive: bound the cache (arena buffers are few and
+        // long-lived, so it rarely fills).
+        if state.groups.len() > MAX_CACHED_GROUPS {
+            state.groups.clear();
+        }
         let pbuf = state.buffer.clone().unwrap();
         if !self.params.is_empty() {
             ctx.queue.write_buffer(&pbuf, 0, &self.params);
@@ -174,7 +182,7 @@ impl<'c> Recorder<'c> {
             } = c
             {
                 let key = (*kernel, buffers.clone());
-                if !state.groups.contains_key(&key) {
+                if let Entry::Vacant(slot) = state.groups.entry(key) {
                     let info = kernel.info();
                     let pipe = &pipes[pi].1;
                     let mut entries = Vec::new();
@@ -201,7 +209,7 @@ impl<'c> Recorder<'c> {
                         layout: &pipe.layout,
                         entries: &entries,
                     });
-                    state.groups.insert(key, bg);
+                    slot.insert(bg);
                 }
                 pi += 1;
             }
