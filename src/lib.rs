@@ -6,6 +6,7 @@
 
 pub mod cpu;
 pub mod error;
+pub mod evolve;
 pub mod spec;
 
 pub use error::{Error, Result};
