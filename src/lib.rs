@@ -13,3 +13,4 @@ pub use error::{Error, Result};
 pub use spec::DataSpec;
 pub mod genome;
 pub mod plan;
+pub mod config;
