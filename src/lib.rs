@@ -5,7 +5,9 @@
 //! `evolve` -> CLI. See `docs/design.md` for the layouts every module shares.
 
 pub mod error;
+pub mod fitness;
 pub mod spec;
+pub mod stats;
 
 pub use error::{Error, Result};
 pub use spec::DataSpec;
