@@ -21,7 +21,11 @@ pub struct DataConfig {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { dataset: "digits".into(), data_dir: None, size: None }
+        DataConfig {
+            dataset: "digits".into(),
+            data_dir: None,
+            size: None,
+        }
     }
 }
 
@@ -146,7 +150,11 @@ pub fn preset(name: &str) -> Result<Config> {
             c.search.probe_size = 16;
             c.train.epochs = 1;
         }
-        other => return Err(Error::input(format!("--preset: '{other}' unknown (allowed: cpu, paper, tiny)"))),
+        other => {
+            return Err(Error::input(format!(
+                "--preset: '{other}' unknown (allowed: cpu, paper, tiny)"
+            )))
+        }
     }
     Ok(c)
 }
@@ -173,10 +181,13 @@ impl Config {
 
     /// Apply one `key=value` (dotted keys; the value is JSON, or a plain string).
     pub fn with_set(&self, assignment: &str) -> Result<Config> {
-        let (key, raw) = assignment
-            .split_once('=')
-            .ok_or_else(|| Error::input(format!("--set {assignment}: expected key=value, e.g. space.width=16")))?;
-        let value: Value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        let (key, raw) = assignment.split_once('=').ok_or_else(|| {
+            Error::input(format!(
+                "--set {assignment}: expected key=value, e.g. space.width=16"
+            ))
+        })?;
+        let value: Value =
+            serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
         let mut patch = value;
         for part in key.split('.').rev() {
             let mut m = serde_json::Map::new();
@@ -196,13 +207,19 @@ impl Config {
         }
         let s = &self.search;
         if s.population < 2 {
-            errs.push(format!("search.population: {} (allowed: >= 2)", s.population));
+            errs.push(format!(
+                "search.population: {} (allowed: >= 2)",
+                s.population
+            ));
         }
         if s.offspring == 0 {
             errs.push("search.offspring: 0 (allowed: >= 1)".into());
         }
         if s.probe_size < 2 {
-            errs.push(format!("search.probe_size: {} (allowed: >= 2)", s.probe_size));
+            errs.push(format!(
+                "search.probe_size: {} (allowed: >= 2)",
+                s.probe_size
+            ));
         }
         if s.probe_batches == 0 || s.weight_seeds == 0 {
             errs.push("search.probe_batches and search.weight_seeds: allowed >= 1".into());
@@ -211,10 +228,16 @@ impl Config {
             errs.push("search.objectives: empty (allowed: one or more score names)".into());
         }
         if !["triangle", "sigmoid", "atan"].contains(&self.train.surrogate.as_str()) {
-            errs.push(format!("train.surrogate: '{}' (allowed: triangle, sigmoid, atan)", self.train.surrogate));
+            errs.push(format!(
+                "train.surrogate: '{}' (allowed: triangle, sigmoid, atan)",
+                self.train.surrogate
+            ));
         }
         if !["ce", "mse"].contains(&self.train.loss.as_str()) {
-            errs.push(format!("train.loss: '{}' (allowed: ce, mse)", self.train.loss));
+            errs.push(format!(
+                "train.loss: '{}' (allowed: ce, mse)",
+                self.train.loss
+            ));
         }
         if self.train.batch_size == 0 {
             errs.push("train.batch_size: 0 (allowed: >= 1)".into());
@@ -236,16 +259,28 @@ fn merge(base: &mut Value, patch: &Value, path: &str, origin: &str) -> Result<()
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
-                let full = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let full = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get_mut(k) {
-                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v, &full, origin)?,
+                    Some(slot) if slot.is_object() && v.is_object() => {
+                        merge(slot, v, &full, origin)?
+                    }
                     Some(slot) => *slot = v.clone(),
                     None => {
                         let mut allowed: Vec<&String> = b.keys().collect();
                         allowed.sort();
                         let allowed: Vec<String> = allowed
                             .iter()
-                            .map(|a| if path.is_empty() { a.to_string() } else { format!("{path}.{a}") })
+                            .map(|a| {
+                                if path.is_empty() {
+                                    a.to_string()
+                                } else {
+                                    format!("{path}.{a}")
+                                }
+                            })
                             .collect();
                         return Err(Error::input(format!(
                             "{origin}: unknown key '{full}' (allowed: {})",
@@ -274,7 +309,10 @@ mod tests {
         let c = c.with_set("space.layout=NRN").unwrap();
         assert_eq!(c.space.layout, "NRN");
         let e = c.with_set("space.widht=16").unwrap_err().to_string();
-        assert!(e.contains("unknown key 'space.widht'") && e.contains("space.width"), "{e}");
+        assert!(
+            e.contains("unknown key 'space.widht'") && e.contains("space.width"),
+            "{e}"
+        );
         let e = c.with_set("space.width=abc").unwrap_err().to_string();
         assert!(e.contains("space.width=abc"), "{e}");
         assert!(c.with_set("seed=7").unwrap().seed == 7);

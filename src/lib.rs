@@ -4,13 +4,15 @@
 //! Dependencies point one way: `genome` -> `plan` -> `cpu` | `gpu` -> `fitness`, `train` ->
 //! `evolve` -> CLI. See `docs/design.md` for the layouts every module shares.
 
+pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod evolve;
+pub mod fitness;
+pub mod genome;
+pub mod plan;
 pub mod spec;
+pub mod stats;
 
 pub use error::{Error, Result};
 pub use spec::DataSpec;
-pub mod genome;
-pub mod plan;
-pub mod config;
