@@ -4,6 +4,7 @@
 //! Dependencies point one way: `genome` -> `plan` -> `cpu` | `gpu` -> `fitness`, `train` ->
 //! `evolve` -> CLI. See `docs/design.md` for the layouts every module shares.
 
+pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod error;
