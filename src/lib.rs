@@ -5,6 +5,7 @@
 //! `evolve` -> CLI. See `docs/design.md` for the layouts every module shares.
 
 pub mod error;
+pub mod report;
 pub mod spec;
 
 pub use error::{Error, Result};
