@@ -4,6 +4,7 @@
 //! Dependencies point one way: `genome` -> `plan` -> `cpu` | `gpu` -> `fitness`, `train` ->
 //! `evolve` -> CLI. See `docs/design.md` for the layouts every module shares.
 
+pub mod data;
 pub mod error;
 pub mod spec;
 
