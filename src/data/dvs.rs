@@ -64,6 +64,24 @@ fn check_sensor(ds: &str, path: &Path, events: &[Event], layout: &str) -> Result
     Ok(())
 }
 
+/// The summed sizes of the files (part of a cache key: a replaced recording misses the cache).
+fn total_bytes(paths: &[PathBuf]) -> u64 {
+    paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// How the 128x128 frames are resized to `size` (see [`super::resize`]).
+fn resize_kind(size: usize) -> &'static str {
+    match size.cmp(&SENSOR) {
+        std::cmp::Ordering::Less => "area",
+        std::cmp::Ordering::Equal => "not resized",
+        std::cmp::Ordering::Greater => "bilinear",
+    }
+}
+
 fn canonical(p: &Path) -> String {
     std::fs::canonicalize(p)
         .unwrap_or_else(|_| p.to_path_buf())
@@ -171,10 +189,18 @@ pub(crate) fn load_gesture(opts: &DataOptions) -> Result<Dataset> {
     let cache_dir = opts.resolved_cache_dir();
     let mut hits = 0;
     let mut load_part = |part: &str, list: &[String]| -> Result<Split> {
+        let paths: Vec<PathBuf> = list
+            .iter()
+            .flat_map(|n| {
+                let stem = n.strip_suffix(".aedat").unwrap_or(n);
+                [root.join(n), root.join(format!("{stem}_labels.csv"))]
+            })
+            .collect();
         let key = format!(
-            "{ds}|v1|{}|{part}|{}|T={t}|size={size}",
+            "{ds}|v1|{}|{part}|{}|bytes={}|T={t}|size={size}",
             canonical(&root),
-            list.join(",")
+            list.join(","),
+            total_bytes(&paths)
         );
         let (s, hit) = cached(cache_dir.as_deref(), &key, || {
             gesture_split(ds, &root, list, t, size)
@@ -194,8 +220,9 @@ pub(crate) fn load_gesture(opts: &DataOptions) -> Result<Dataset> {
         train,
         class_names: GESTURE_NAMES.iter().map(|s| s.to_string()).collect(),
         notes: format!(
-            "{}: one sample per labels.csv row, {t} equal time bins, 128x128 -> {size}x{size} (area); IBM trials_to_train/test split, val = a fixed stratified 10% of train{}",
+            "{}: one sample per labels.csv row, {t} equal time bins, 128x128 -> {size}x{size} ({}); IBM trials_to_train/test split, val = a fixed stratified 10% of train{}",
             root.display(),
+            resize_kind(size),
             if hits == 2 { " (frames from cache)" } else { "" }
         ),
     })
@@ -249,16 +276,21 @@ pub(crate) fn load_cifar10_dvs(opts: &DataOptions) -> Result<Dataset> {
     let files = c10dvs_files(ds, &root)?;
     let (t, size) = (opts.timesteps, opts.size.unwrap_or(DEFAULT_EVENT_SIZE));
     let counts: Vec<String> = files.iter().map(|f| f.len().to_string()).collect();
-    let key = format!(
-        "{ds}|v1|{}|files={}|T={t}|size={size}",
-        canonical(&root),
-        counts.join(",")
-    );
     let list: Vec<(usize, &String)> = files
         .iter()
         .enumerate()
         .flat_map(|(c, names)| names.iter().map(move |n| (c, n)))
         .collect();
+    let paths: Vec<PathBuf> = list
+        .iter()
+        .map(|&(c, n)| root.join(C10_NAMES[c]).join(n))
+        .collect();
+    let key = format!(
+        "{ds}|v1|{}|files={}|bytes={}|T={t}|size={size}",
+        canonical(&root),
+        counts.join(","),
+        total_bytes(&paths)
+    );
     let (all, hit) = cached(opts.resolved_cache_dir().as_deref(), &key, || {
         let mut out = Split::empty(t, 2, size, size);
         out.x.reserve(list.len() * out.sample_len());
@@ -318,8 +350,9 @@ pub(crate) fn load_cifar10_dvs(opts: &DataOptions) -> Result<Dataset> {
         train,
         class_names: C10_NAMES.iter().map(|s| s.to_string()).collect(),
         notes: format!(
-            "{}: spikingjelly address mapping (x = 127 - Y, y = 127 - X, p = 1 - bit0), {t} equal time bins, 128x128 -> {size}x{size} (area); {split_note}; val = a fixed stratified 10% of train{}",
+            "{}: spikingjelly address mapping (x = 127 - Y, y = 127 - X, p = 1 - bit0), {t} equal time bins, 128x128 -> {size}x{size} ({}); {split_note}; val = a fixed stratified 10% of train{}",
             root.display(),
+            resize_kind(size),
             if hit { " (frames from cache)" } else { "" }
         ),
     })
