@@ -4,12 +4,19 @@
 //! Dependencies point one way: `genome` -> `plan` -> `cpu` | `gpu` -> `fitness`, `train` ->
 //! `evolve` -> CLI. See `docs/design.md` for the layouts every module shares.
 
+pub mod cli;
+pub mod config;
 pub mod cpu;
+pub mod data;
 pub mod error;
-pub mod spec;
-
-pub use error::{Error, Result};
-pub use spec::DataSpec;
+pub mod evolve;
+pub mod fitness;
 pub mod genome;
 pub mod gpu;
 pub mod plan;
+pub mod report;
+pub mod spec;
+pub mod stats;
+
+pub use error::{Error, Result};
+pub use spec::DataSpec;

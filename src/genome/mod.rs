@@ -214,7 +214,7 @@ impl Genome {
                     normal += 1;
                     let sources: Vec<usize> = c.sources[..self.k]
                         .iter()
-                        .map(|&o| if o > pos + 1 { 0 } else { pos + 1 - o })
+                        .map(|&o| (pos + 1).saturating_sub(o))
                         .collect();
                     let def = motifs::by_id(c.motif).expect("validated motif");
                     let graph = def.graph(self.k);

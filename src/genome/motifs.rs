@@ -99,7 +99,7 @@ impl G {
         id
     }
     /// A node fed excitatorily by every cell input.
-    fn from_all_inputs(&mut self) -> usize {
+    fn all_inputs(&mut self) -> usize {
         let ins: Vec<_> = (0..self.k).map(|i| (i, EdgeKind::Excitatory)).collect();
         self.node(&ins)
     }
@@ -129,14 +129,14 @@ fn silent(k: usize) -> MotifGraph {
 
 fn feedforward_excitation(k: usize) -> MotifGraph {
     let mut g = G::new(k);
-    let a = g.from_all_inputs();
+    let a = g.all_inputs();
     let b = g.node(&[(a, E)]);
     g.finish(vec![a, b])
 }
 
 fn feedforward_inhibition(k: usize) -> MotifGraph {
     let mut g = G::new(k);
-    let a = g.from_all_inputs();
+    let a = g.all_inputs();
     let inter = g.node(&[(a, E)]);
     let c = g.node(&[(a, E), (inter, I)]);
     g.finish(vec![a, inter, c])
@@ -144,7 +144,7 @@ fn feedforward_inhibition(k: usize) -> MotifGraph {
 
 fn recurrent_excitation(k: usize) -> MotifGraph {
     let mut g = G::new(k);
-    let a = g.from_all_inputs();
+    let a = g.all_inputs();
     let b = g.node(&[(a, E)]);
     g.feedback(b, a, E);
     let c = g.node(&[(a, E)]);
@@ -153,8 +153,8 @@ fn recurrent_excitation(k: usize) -> MotifGraph {
 
 fn lateral_inhibition(k: usize) -> MotifGraph {
     let mut g = G::new(k);
-    let a = g.from_all_inputs();
-    let b = g.from_all_inputs();
+    let a = g.all_inputs();
+    let b = g.all_inputs();
     let inter = g.node(&[(a, E), (b, E)]);
     let d = g.node(&[(a, E), (inter, I)]);
     let e = g.node(&[(b, E), (inter, I)]);
@@ -163,7 +163,7 @@ fn lateral_inhibition(k: usize) -> MotifGraph {
 
 fn feedback_inhibition(k: usize) -> MotifGraph {
     let mut g = G::new(k);
-    let a = g.from_all_inputs();
+    let a = g.all_inputs();
     let inter = g.node(&[(a, E)]);
     g.feedback(inter, a, I);
     g.finish(vec![a, inter])

@@ -92,7 +92,7 @@ impl SearchSpace {
         if self.max_offset == 0 || self.max_offset > 16 {
             errs.push(format!("max_offset: {} (allowed: 1..=16)", self.max_offset));
         }
-        if self.width == 0 || self.width % 2 != 0 || self.width > 512 {
+        if self.width == 0 || !self.width.is_multiple_of(2) || self.width > 512 {
             errs.push(format!(
                 "width: {} (allowed: an even number 2..=512)",
                 self.width

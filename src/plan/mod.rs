@@ -402,7 +402,7 @@ impl Plan {
         genome
             .validate()
             .map_err(|e| PlanError::Genome(e.join("; ")))?;
-        if width < 2 || width % 2 != 0 {
+        if width < 2 || !width.is_multiple_of(2) {
             return Err(PlanError::Width(width));
         }
         if reduce_kernel != 1 && reduce_kernel != 3 {

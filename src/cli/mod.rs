@@ -1,0 +1,84 @@
+//! The `msenas` command line. Each command lives in its own file; user mistakes print one line
+//! and exit with code 2, other failures exit with 1.
+
+use clap::{Parser, Subcommand};
+
+mod sample;
+
+/// Brain-inspired multi-scale evolutionary architecture search for spiking neural networks.
+#[derive(Parser, Debug)]
+#[command(name = "msenas", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print a valid random genome as JSON.
+    Sample(sample::Args),
+}
+
+/// Exit codes.
+pub const EXIT_USAGE: i32 = 2;
+
+/// Run the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Sample(a) => sample::run(a),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => report(&e),
+    }
+}
+
+/// One line on stderr; exit 2 for user input errors, 1 otherwise.
+pub fn report(e: &anyhow::Error) -> i32 {
+    let user = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::Error>(),
+            Some(crate::Error::Input(_)) | Some(crate::Error::Io { .. })
+        )
+    });
+    let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    let mut line = msg.join(": ");
+    line = line.replace('\n', " ");
+    eprintln!("msenas: error: {line}");
+    if user {
+        EXIT_USAGE
+    } else {
+        1
+    }
+}
+
+/// Read and validate a genome file; errors name the file.
+pub fn read_genome(path: &std::path::Path) -> crate::Result<crate::genome::Genome> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+    crate::genome::Genome::from_json(&text)
+        .map_err(|e| crate::Error::input(format!("{}: {e}", path.display())))
+}
+
+/// Write a file atomically: a temporary file in the same folder, then a rename.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> crate::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|s| s.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| crate::Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| crate::Error::io(path, e))
+}

@@ -1,0 +1,327 @@
+//! The resolved configuration of a run: defaults <- preset <- config file <- `--set key=value`.
+//! Unknown keys and wrong types are user errors naming the key and what is allowed.
+
+use crate::genome::SearchSpace;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Dataset name (`digits`, `mnist`, `fashion_mnist`, `cifar10`, `cifar100`, `dvs128_gesture`,
+    /// `cifar10_dvs`, `digits_dvs`).
+    pub dataset: String,
+    /// Folder holding the dataset's files (not needed for the bundled sets).
+    pub data_dir: Option<String>,
+    /// Resize inputs to size x size (None: the dataset's default).
+    pub size: Option<usize>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dataset: "digits".into(),
+            data_dir: None,
+            size: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    pub population: usize,
+    pub offspring: usize,
+    pub generations: usize,
+    /// The training-free fitness (a score name).
+    pub fitness: String,
+    /// Objectives of NSGA-II, score names (direction from the score registry).
+    pub objectives: Vec<String>,
+    /// Probe batch size B.
+    pub probe_size: usize,
+    /// Scores averaged over this many probe batches ...
+    pub probe_batches: usize,
+    /// ... and this many weight seeds.
+    pub weight_seeds: usize,
+    /// `auto`, `gpu`, `cpu` or an adapter name.
+    pub device: String,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            population: 10,
+            offspring: 10,
+            generations: 5,
+            fitness: "rdm".into(),
+            objectives: vec!["rdm".into(), "params".into()],
+            probe_size: 64,
+            probe_batches: 1,
+            weight_seeds: 1,
+            device: "auto".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Base learning rate; the effective rate is `lr * batch_size / 1024`.
+    pub lr: f32,
+    pub weight_decay: f32,
+    pub warmup_epochs: usize,
+    pub label_smoothing: f32,
+    /// `triangle`, `sigmoid` or `atan`.
+    pub surrogate: String,
+    /// `ce` or `mse`.
+    pub loss: String,
+    /// Random-crop padding (0 disables) and horizontal flip for static images.
+    pub crop_pad: usize,
+    pub flip: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 64,
+            lr: 5e-3,
+            weight_decay: 0.01,
+            warmup_epochs: 1,
+            label_smoothing: 0.1,
+            surrogate: "triangle".into(),
+            loss: "ce".into(),
+            crop_pad: 1,
+            flip: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The run's seed: every random choice derives from it.
+    pub seed: u64,
+    pub space: SearchSpace,
+    pub data: DataConfig,
+    pub search: SearchConfig,
+    pub train: TrainConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 0,
+            space: SearchSpace::default(),
+            data: DataConfig::default(),
+            search: SearchConfig::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+/// Named starting points.
+pub fn preset(name: &str) -> Result<Config> {
+    let mut c = Config::default();
+    match name {
+        "cpu" => {}
+        "paper" => {
+            c.space.width = 48;
+            c.space.timesteps = 10;
+            c.search.population = 50;
+            c.search.offspring = 50;
+            c.search.generations = 100;
+            c.search.probe_size = 128;
+            c.data.dataset = "cifar10".into();
+            c.train.epochs = 300;
+            c.train.batch_size = 128;
+        }
+        "tiny" => {
+            c.space.layout = "NRN".into();
+            c.space.width = 4;
+            c.space.timesteps = 2;
+            c.search.population = 4;
+            c.search.offspring = 4;
+            c.search.generations = 2;
+            c.search.probe_size = 16;
+            c.train.epochs = 1;
+        }
+        other => {
+            return Err(Error::input(format!(
+                "--preset: '{other}' unknown (allowed: cpu, paper, tiny)"
+            )))
+        }
+    }
+    Ok(c)
+}
+
+impl Config {
+    /// Resolve: preset (default `cpu`), then the file, then each `key=value`.
+    pub fn load(preset_name: Option<&str>, file: Option<&Path>, sets: &[String]) -> Result<Config> {
+        let mut cfg = preset(preset_name.unwrap_or("cpu"))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let patch: Value = serde_json::from_str(&text)
+                .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", path.display())))?;
+            let mut base = serde_json::to_value(&cfg).expect("config serialises");
+            merge(&mut base, &patch, "", &path.display().to_string())?;
+            cfg = serde_json::from_value(base)
+                .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+        }
+        for s in sets {
+            cfg = cfg.with_set(s)?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Apply one `key=value` (dotted keys; the value is JSON, or a plain string).
+    pub fn with_set(&self, assignment: &str) -> Result<Config> {
+        let (key, raw) = assignment.split_once('=').ok_or_else(|| {
+            Error::input(format!(
+                "--set {assignment}: expected key=value, e.g. space.width=16"
+            ))
+        })?;
+        let value: Value =
+            serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        let mut patch = value;
+        for part in key.split('.').rev() {
+            let mut m = serde_json::Map::new();
+            m.insert(part.to_string(), patch);
+            patch = Value::Object(m);
+        }
+        let mut base = serde_json::to_value(self).expect("config serialises");
+        merge(&mut base, &patch, "", &format!("--set {assignment}"))?;
+        serde_json::from_value(base).map_err(|e| Error::input(format!("--set {assignment}: {e}")))
+    }
+
+    /// Every problem, joined into one line.
+    pub fn validate(&self) -> Result<()> {
+        let mut errs: Vec<String> = Vec::new();
+        if let Err(e) = self.space.validate() {
+            errs.extend(e.into_iter().map(|e| format!("space.{e}")));
+        }
+        let s = &self.search;
+        if s.population < 2 {
+            errs.push(format!(
+                "search.population: {} (allowed: >= 2)",
+                s.population
+            ));
+        }
+        if s.offspring == 0 {
+            errs.push("search.offspring: 0 (allowed: >= 1)".into());
+        }
+        if s.probe_size < 2 {
+            errs.push(format!(
+                "search.probe_size: {} (allowed: >= 2)",
+                s.probe_size
+            ));
+        }
+        if s.probe_batches == 0 || s.weight_seeds == 0 {
+            errs.push("search.probe_batches and search.weight_seeds: allowed >= 1".into());
+        }
+        if s.objectives.is_empty() {
+            errs.push("search.objectives: empty (allowed: one or more score names)".into());
+        }
+        if !["triangle", "sigmoid", "atan"].contains(&self.train.surrogate.as_str()) {
+            errs.push(format!(
+                "train.surrogate: '{}' (allowed: triangle, sigmoid, atan)",
+                self.train.surrogate
+            ));
+        }
+        if !["ce", "mse"].contains(&self.train.loss.as_str()) {
+            errs.push(format!(
+                "train.loss: '{}' (allowed: ce, mse)",
+                self.train.loss
+            ));
+        }
+        if self.train.batch_size == 0 {
+            errs.push("train.batch_size: 0 (allowed: >= 1)".into());
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::input(errs.join("; ")))
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+/// Merge `patch` into `base`, refusing keys `base` does not have.
+fn merge(base: &mut Value, patch: &Value, path: &str, origin: &str) -> Result<()> {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                let full = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match b.get_mut(k) {
+                    Some(slot) if slot.is_object() && v.is_object() => {
+                        merge(slot, v, &full, origin)?
+                    }
+                    Some(slot) => *slot = v.clone(),
+                    None => {
+                        let mut allowed: Vec<&String> = b.keys().collect();
+                        allowed.sort();
+                        let allowed: Vec<String> = allowed
+                            .iter()
+                            .map(|a| {
+                                if path.is_empty() {
+                                    a.to_string()
+                                } else {
+                                    format!("{path}.{a}")
+                                }
+                            })
+                            .collect();
+                        return Err(Error::input(format!(
+                            "{origin}: unknown key '{full}' (allowed: {})",
+                            allowed.join(", ")
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        }
+        (b, p) => {
+            *b = p.clone();
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_changes_nested_values_and_refuses_unknown_keys() {
+        let c = Config::default().with_set("space.width=16").unwrap();
+        assert_eq!(c.space.width, 16);
+        let c = c.with_set("space.layout=NRN").unwrap();
+        assert_eq!(c.space.layout, "NRN");
+        let e = c.with_set("space.widht=16").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown key 'space.widht'") && e.contains("space.width"),
+            "{e}"
+        );
+        let e = c.with_set("space.width=abc").unwrap_err().to_string();
+        assert!(e.contains("space.width=abc"), "{e}");
+        assert!(c.with_set("seed=7").unwrap().seed == 7);
+    }
+
+    #[test]
+    fn presets_resolve() {
+        assert_eq!(preset("paper").unwrap().search.population, 50);
+        assert!(preset("huge").is_err());
+        Config::load(Some("paper"), None, &[]).unwrap();
+    }
+}

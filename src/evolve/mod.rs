@@ -1,0 +1,3 @@
+//! Evolutionary search on the host.
+
+pub mod nsga2;
