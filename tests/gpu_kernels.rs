@@ -11,6 +11,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use msenas::cpu;
+use msenas::fitness::spikes::{population_stats, PopulationSpikes};
 use msenas::gpu::kernels::{batchnorm, conv, elementwise, lif, rdm, rng, table};
 use msenas::gpu::{DeviceChoice, GpuContext, Recorder, View};
 
@@ -697,27 +698,7 @@ on_backends!(elementwise_ops);
 
 // ---------------------------------------------------------------- rdm
 
-/// Hamming distances [T][B][B] and counts [T][B] of a packed record, by hand.
-fn cpu_spike_stats(rec: &[u32], t: usize, b: usize, words: usize) -> (Vec<u32>, Vec<u32>) {
-    let row = |s: usize, i: usize| &rec[(s * b + i) * words..(s * b + i + 1) * words];
-    let mut ham = vec![0u32; t * b * b];
-    let mut counts = vec![0u32; t * b];
-    for s in 0..t {
-        for i in 0..b {
-            counts[s * b + i] = row(s, i).iter().map(|w| w.count_ones()).sum();
-            for j in 0..b {
-                ham[(s * b + i) * b + j] = row(s, i)
-                    .iter()
-                    .zip(row(s, j))
-                    .map(|(x, y)| (x ^ y).count_ones())
-                    .sum();
-            }
-        }
-    }
-    (ham, counts)
-}
-
-fn rdm_hamming_and_counts(ctx: &GpuContext) {
+fn rdm_population_stats(ctx: &GpuContext) {
     // B above one 16-sample tile and odd; rows longer than one 64-word chunk; a 1-word row.
     for (ci, &(t, b, neurons)) in [(3, 19, 70 * 32 - 5), (2, 4, 7), (1, 33, 40)]
         .iter()
@@ -727,50 +708,59 @@ fn rdm_hamming_and_counts(ctx: &GpuContext) {
             .iter()
             .map(|&u| if u < 0.2 { 1.0 } else { 0.0 })
             .collect();
-        let words = cpu::lif::words_per_row(neurons);
         let packed = cpu::lif::pack_spikes(&spikes, t, b, neurons);
-        let (want_h, want_c) = cpu_spike_stats(&packed, t, b, words);
+        let pop = PopulationSpikes {
+            name: "p".into(),
+            neurons,
+            t,
+            b,
+            data: packed.clone(),
+        };
+        let want = population_stats(&pop);
         let pb = ctx.upload("rec", &packed).unwrap();
         let hb = ctx.storage("ham", t * b * b).unwrap();
         let cb = ctx.storage("counts", t * b).unwrap();
-        let mut rec = Recorder::new(ctx);
-        rdm::spike_stats(
-            &mut rec,
-            View::whole(&pb),
-            t,
-            b,
-            words,
-            View::whole(&hb),
-            View::whole(&cb),
-            false,
-        )
-        .unwrap();
-        submit(rec);
-        assert_eq!(
-            read_u32(ctx, &hb, t * b * b),
-            want_h,
-            "hamming t{t} b{b} n{neurons}"
-        );
-        assert_eq!(read_u32(ctx, &cb, t * b), want_c, "counts");
-        // Accumulating a second population (the same one) doubles every value.
-        let mut rec = Recorder::new(ctx);
-        rdm::spike_stats(
-            &mut rec,
-            View::whole(&pb),
-            t,
-            b,
-            words,
-            View::whole(&hb),
-            View::whole(&cb),
-            true,
-        )
-        .unwrap();
-        submit(rec);
-        let twice: Vec<u32> = want_h.iter().map(|v| 2 * v).collect();
-        assert_eq!(read_u32(ctx, &hb, t * b * b), twice, "accumulated hamming");
+        let db = ctx.storage("dots", b * b).unwrap();
+        let views = rdm::StatsViews {
+            hamming: View::whole(&hb),
+            counts: View::whole(&cb),
+            summed_dot: View::whole(&db),
+        };
+        for accumulate in [false, true] {
+            let mut rec = Recorder::new(ctx);
+            rdm::population_stats(&mut rec, View::whole(&pb), neurons, t, b, views, accumulate)
+                .unwrap();
+            submit(rec);
+            // Accumulating the same population a second time doubles every value.
+            let k = if accumulate { 2 } else { 1 };
+            let got_h = read_u32(ctx, &hb, t * b * b);
+            let got_c = read_u32(ctx, &cb, t * b);
+            let got_d: Vec<u64> = read_u32(ctx, &db, b * b)
+                .iter()
+                .map(|&v| v as u64)
+                .collect();
+            assert_eq!(
+                got_h,
+                want.hamming_per_t.iter().map(|v| k * v).collect::<Vec<_>>(),
+                "hamming t{t} b{b} n{neurons}"
+            );
+            assert_eq!(
+                got_c,
+                want.counts.iter().map(|v| k * v).collect::<Vec<_>>(),
+                "counts t{t} b{b} n{neurons}"
+            );
+            assert_eq!(
+                got_d,
+                want.summed_dot
+                    .iter()
+                    .map(|v| k as u64 * v)
+                    .collect::<Vec<_>>(),
+                "summed_dot"
+            );
+        }
     }
 }
-on_backends!(rdm_hamming_and_counts);
+on_backends!(rdm_population_stats);
 
 // ---------------------------------------------------------------- context
 

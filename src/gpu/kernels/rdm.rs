@@ -1,5 +1,6 @@
-//! Spike statistics on the device: B x B Hamming distances and spike counts per population and
-//! time step, as exact u32 (the twin of `fitness::spikes`).
+//! Spike statistics on the device: per population, the B x B Hamming distances and spike counts
+//! per time step and the inner products of time-summed counts, as exact u32 (the twin of
+//! `fitness::spikes::population_stats`).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -17,27 +18,45 @@ pub(crate) struct Params {
     rec_off: u32,
     ham_off: u32,
     count_off: u32,
+    dot_off: u32,
 }
 
-/// From a packed record [T][B][words]: `hamming` [T][B][B] (XOR + popcount of rows) and
-/// `counts` [T][B] (spikes per row). With `accumulate` the results are added to the outputs.
+/// Where [`population_stats`] writes: `hamming` [T][B][B], `counts` [T][B], `summed_dot` [B][B]
+/// (u32; widen to the CPU's u64 on read-back).
+#[derive(Clone, Copy, Debug)]
+pub struct StatsViews<'a> {
+    pub hamming: View<'a>,
+    pub counts: View<'a>,
+    pub summed_dot: View<'a>,
+}
+
+/// The statistics of one population's packed record [T][B][words] (`words = ceil(neurons/32)`,
+/// unused high bits zero, as the LIF kernel writes them): the twin of
+/// `fitness::spikes::population_stats`, bit for bit. With `accumulate` the results are added
+/// to what the outputs hold (sums over populations).
 #[allow(clippy::too_many_arguments)]
-pub fn spike_stats(
+pub fn population_stats(
     rec: &mut Recorder<'_>,
     packed: View<'_>,
+    neurons: usize,
     t: usize,
     b: usize,
-    words: usize,
-    hamming: View<'_>,
-    counts: View<'_>,
+    out: StatsViews<'_>,
     accumulate: bool,
 ) -> Result<()> {
     const K: &str = "rdm";
+    let words = neurons.div_ceil(32);
     let packed = packed.need("packed", K, t * b * words)?;
-    let hamming = hamming.need("hamming", K, t * b * b)?;
-    let counts = counts.need("counts", K, t * b)?;
+    let hamming = out.hamming.need("hamming", K, t * b * b)?;
+    let counts = out.counts.need("counts", K, t * b)?;
+    let dots = out.summed_dot.need("summed_dot", K, b * b)?;
     if t > 65_535 {
         return Err(Error::Gpu(format!("{K}: {t} steps exceed the grid")));
+    }
+    if (neurons as u64) * (t as u64) * (t as u64) > u32::MAX as u64 {
+        return Err(Error::Gpu(format!(
+            "{K}: {neurons} neurons x {t}^2 steps overflow the u32 inner products"
+        )));
     }
     let p = Params {
         batch: u32_of("b", b)?,
@@ -47,6 +66,7 @@ pub fn spike_stats(
         rec_off: packed.offset,
         ham_off: hamming.offset,
         count_off: counts.offset,
+        dot_off: dots.offset,
     };
     let tiles = b.div_ceil(16) as u32;
     rec.dispatch(
@@ -60,5 +80,11 @@ pub fn spike_stats(
         &p,
         &[packed.buffer, counts.buffer],
         grid_1d(t * b, 256),
+    )?;
+    rec.dispatch(
+        KernelId::RdmDots,
+        &p,
+        &[packed.buffer, dots.buffer],
+        [tiles, tiles, 1],
     )
 }
