@@ -88,3 +88,35 @@ pub fn population_stats(
         [tiles, tiles, 1],
     )
 }
+
+/// Only the per-(t, sample) spike counts of a packed record [T][B][words] into `counts` [T][B]
+/// (firing rates without the pair statistics).
+pub fn spike_counts(
+    rec: &mut Recorder<'_>,
+    packed: View<'_>,
+    neurons: usize,
+    t: usize,
+    b: usize,
+    counts: View<'_>,
+) -> Result<()> {
+    const K: &str = "rdm::counts";
+    let words = neurons.div_ceil(32);
+    let packed = packed.need("packed", K, t * b * words)?;
+    let counts = counts.need("counts", K, t * b)?;
+    let p = Params {
+        batch: u32_of("b", b)?,
+        steps: u32_of("t", t)?,
+        words: u32_of("words", words)?,
+        accumulate: 0,
+        rec_off: packed.offset,
+        ham_off: 0,
+        count_off: counts.offset,
+        dot_off: 0,
+    };
+    rec.dispatch(
+        KernelId::RdmCounts,
+        &p,
+        &[packed.buffer, counts.buffer],
+        grid_1d(t * b, 256),
+    )
+}
