@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod devices;
 mod sample;
 
 /// Brain-inspired multi-scale evolutionary architecture search for spiking neural networks.
@@ -17,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Print a valid random genome as JSON.
     Sample(sample::Args),
+    /// List GPU adapters (backend, type, limits, features) and the one --device picks.
+    Devices(devices::Args),
 }
 
 /// Exit codes.
@@ -34,6 +37,7 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Sample(a) => sample::run(a),
+        Command::Devices(a) => devices::run(a),
     };
     match result {
         Ok(()) => 0,
