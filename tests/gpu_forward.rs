@@ -320,10 +320,17 @@ fn run_many_splits_under_a_budget_and_matches_single_runs() {
                     .unwrap()
             })
             .collect();
-        // Everything in one submission.
+        // Everything in one submission, timed where the device has timestamps.
         let before = ex.submissions();
+        ex.time_gpu = true;
         let all = ex.run_many(&jobs, t, b, want);
         assert_eq!(ex.submissions() - before, 1);
+        let (secs, timed) = ex.gpu_time();
+        if msenas::gpu::Recorder::can_time(ex.ctx()) {
+            assert_eq!(timed, 1);
+            assert!(secs > 0.0 && secs < 60.0, "{secs} s");
+        }
+        ex.time_gpu = false;
         // A budget below one candidate: one submission each, never a failure.
         ex.budget_bytes = 1;
         let before = ex.submissions();

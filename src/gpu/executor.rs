@@ -210,7 +210,11 @@ pub struct GpuExecutor {
     pub budget_bytes: u64,
     /// At most this many candidates per submission.
     pub max_per_submit: usize,
+    /// Time each submission with GPU timestamps where the device has them.
+    pub time_gpu: bool,
     submissions: u64,
+    gpu_seconds: f64,
+    timed_submissions: u64,
 }
 
 impl GpuExecutor {
@@ -230,7 +234,10 @@ impl GpuExecutor {
             eps: 1e-5,
             budget_bytes: mb << 20,
             max_per_submit: 64,
+            time_gpu: false,
             submissions: 0,
+            gpu_seconds: 0.0,
+            timed_submissions: 0,
         }
     }
 
@@ -241,6 +248,12 @@ impl GpuExecutor {
     /// Submissions made so far.
     pub fn submissions(&self) -> u64 {
         self.submissions
+    }
+
+    /// GPU seconds of the timed submissions so far (timestamp queries) and how many there were;
+    /// zero where the device has no timestamps or `time_gpu` is off.
+    pub fn gpu_time(&self) -> (f64, u64) {
+        (self.gpu_seconds, self.timed_submissions)
     }
 
     pub fn arena_stats(&self) -> super::arena::ArenaStats {
@@ -397,6 +410,11 @@ impl GpuExecutor {
             slots.push(OutSlot { start: total });
             total += output_len(j.plan, t, b, want);
         }
+        let timed = self.time_gpu && Recorder::can_time(&ctx);
+        let stamps_at = total;
+        if timed {
+            total += 4;
+        }
         let outputs = self.arena.take(total as u64 * 4, usage)?;
         // Inputs: one upload per distinct input slice (a generation shares its probe batch).
         let mut inputs: Vec<(*const f32, usize, Lease<wgpu::Buffer>)> = Vec::new();
@@ -446,7 +464,8 @@ impl GpuExecutor {
             }
         }
         let read = result.and_then(|()| {
-            rec.submit()?;
+            let stamps = timed.then(|| View::new(&outputs.buffer, stamps_at, 4));
+            rec.submit_timed(stamps)?;
             self.submissions += 1;
             ctx.read::<u32>(View::new(&outputs.buffer, 0, total))
         });
@@ -455,6 +474,14 @@ impl GpuExecutor {
         }
         self.arena.give(outputs);
         let words = read?;
+        if timed {
+            let w = &words[stamps_at..stamps_at + 4];
+            let begin = w[0] as u64 | (w[1] as u64) << 32;
+            let end = w[2] as u64 | (w[3] as u64) << 32;
+            let ns = end.saturating_sub(begin) as f64 * ctx.queue.get_timestamp_period() as f64;
+            self.gpu_seconds += ns * 1e-9;
+            self.timed_submissions += 1;
+        }
         Ok(jobs
             .iter()
             .zip(&slots)
