@@ -2,9 +2,12 @@
 //!
 //! Comparisons, population by population in plan order:
 //! - spikes: packed words equal, except where the CPU membrane lies within rounding of the
-//!   threshold. The first population with a mismatch must have only such near-threshold
-//!   mismatches (its input differs from the CPU's by float rounding only); a flip propagates to
-//!   later populations, so their mismatches are counted and the total is bounded;
+//!   threshold. A population none of whose upstream populations differ (its input differs from
+//!   the CPU's by float rounding only: the stem's dense convolution, batch-norm sums in another
+//!   order) may mismatch only at such near-threshold membranes. A flip propagates: downstream
+//!   populations see different spikes, and batch norm spreads one flip over a whole channel
+//!   through its statistics, so their mismatches are counted and reported, not bounded per
+//!   element; on the small networks below the count is required to be zero;
 //! - `PopulationStats`: the GPU's equal `fitness::population_stats` of the GPU's own spikes
 //!   always, and of the CPU's spikes wherever the spikes are equal (exact integers);
 //! - logits: within `LOGIT_ATOL + LOGIT_RTOL * |cpu|` for every sample whose head spikes equal
@@ -29,9 +32,6 @@ const LOGIT_RTOL: f32 = 1e-5;
 /// A membrane this close to the threshold may land on either side under float rounding (the
 /// stem's dense convolution may contract to FMA; batch-norm sums in another order).
 const NEAR_THRESHOLD: f32 = 1e-4;
-/// Mismatched spikes allowed over all populations of one network, as a fraction of its spikes
-/// entries (T * B * neurons summed over populations).
-const MAX_MISMATCH_FRACTION: f64 = 1e-3;
 
 fn context() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
@@ -108,6 +108,8 @@ struct Parity {
     entries: u64,
     mismatches: u64,
     near_threshold: u64,
+    /// Mismatches in populations downstream of an earlier mismatch.
+    propagated: u64,
     max_logit_diff: f32,
     logits_compared: usize,
 }
@@ -115,17 +117,39 @@ struct Parity {
 /// Compare one network on both executors; panics on a failure, returns the counts.
 fn parity(ex: &mut GpuExecutor, plan: &Plan, seed: u64, t: usize, b: usize) -> Parity {
     let x = input(plan, b, seed as u32 + 11);
+    parity_with(ex, plan, seed, &x, t, b)
+}
+
+fn parity_with(
+    ex: &mut GpuExecutor,
+    plan: &Plan,
+    seed: u64,
+    x: &[f32],
+    t: usize,
+    b: usize,
+) -> Parity {
     let params = cpu::init_params(plan, seed);
     let mut o = ForwardOptions::new(t, b);
     o.record_spikes = true;
     o.keep_tensors = true;
-    let c = cpu::forward(plan, &params, &x, &o);
+    let c = cpu::forward(plan, &params, x, &o);
     let g = ex
-        .forward(plan, seed, &x, t, b, Outputs::all())
+        .forward(plan, seed, x, t, b, Outputs::all())
         .expect("gpu forward");
     let mut r = Parity::default();
     let lifp = LifParams::default();
-    let mut first_bad: Option<usize> = None;
+    // Populations each tensor depends on (itself included for spike tensors).
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); plan.tensors.len()];
+    for op in &plan.ops {
+        let mut d: Vec<usize> = op.inputs().iter().flat_map(|&x| deps[x].clone()).collect();
+        if let msenas::plan::Op::Lif { pop, .. } = op {
+            d.push(*pop);
+        }
+        d.sort_unstable();
+        d.dedup();
+        deps[op.output()] = d;
+    }
+    let mut bad = vec![false; plan.populations.len()];
     let mut head_rows_equal = vec![true; b];
     for (pi, pop) in plan.populations.iter().enumerate() {
         let words = pop.neurons.div_ceil(32);
@@ -138,6 +162,9 @@ fn parity(ex: &mut GpuExecutor, plan: &Plan, seed: u64, t: usize, b: usize) -> P
         let mut v = vec![0.0; xin.len()];
         cpu::lif_membrane(xin, t, b * pop.neurons, lifp, &mut s, &mut v);
         let mut here = 0;
+        let upstream_clean = !deps[pop.input].iter().any(|&q| bad[q]);
+        // Neurons whose spike already differed at an earlier step (their membranes differ since).
+        let mut flipped = std::collections::HashSet::new();
         for row in 0..t * b {
             for w in 0..words {
                 let diff = gs[row * words + w] ^ cs[row * words + w];
@@ -158,20 +185,30 @@ fn parity(ex: &mut GpuExecutor, plan: &Plan, seed: u64, t: usize, b: usize) -> P
                     if near {
                         r.near_threshold += 1;
                     }
-                    if first_bad.is_none_or(|f| f == pi) {
+                    if upstream_clean && flipped.insert((row % b, n)) {
                         assert!(
                             near,
                             "{}: spike mismatch at row {row} neuron {n} with CPU membrane {vm} \
-                             (threshold {}), in the first population that differs",
+                             (threshold {}), while every upstream population agrees",
                             pop.name, lifp.v_th
                         );
+                    } else {
+                        r.propagated += 1;
                     }
                 }
             }
         }
         if here > 0 {
-            first_bad.get_or_insert(pi);
-            eprintln!("  {}: {here} mismatched spikes", pop.name);
+            bad[pi] = true;
+            eprintln!(
+                "  {}: {here} mismatched spikes{}",
+                pop.name,
+                if upstream_clean {
+                    " (near threshold, upstream agrees)"
+                } else {
+                    " (downstream of a mismatch)"
+                }
+            );
         }
         r.mismatches += here;
         // Statistics: always those of the GPU's own spikes; the CPU's where spikes agree.
@@ -222,12 +259,6 @@ fn parity(ex: &mut GpuExecutor, plan: &Plan, seed: u64, t: usize, b: usize) -> P
         }
         r.logits_compared += 1;
     }
-    assert!(
-        (r.mismatches as f64) <= MAX_MISMATCH_FRACTION * r.entries as f64,
-        "{} mismatched spikes of {}",
-        r.mismatches,
-        r.entries
-    );
     r
 }
 
@@ -248,6 +279,8 @@ fn parity_on(size: usize, seeds: std::ops::Range<u64>) {
                 r.logits_compared,
                 r.max_logit_diff
             );
+            assert_eq!(r.mismatches, 0, "small networks: spikes equal");
+            assert_eq!(r.logits_compared, 8);
             total.entries += r.entries;
             total.mismatches += r.mismatches;
             total.max_logit_diff = total.max_logit_diff.max(r.max_logit_diff);
@@ -353,5 +386,32 @@ fn run_many_splits_under_a_budget_and_matches_single_runs() {
         let r = ex.run_many(&bad, t, b, want);
         assert!(r[1].is_err());
         assert!(r[0].is_ok() && r[2].is_ok() && r[3].is_ok());
+    });
+}
+
+/// The benchmark's default scale (C 8, T 4, batch 128, 16x16, NRNRNR): minutes on lavapipe.
+#[test]
+#[ignore]
+fn default_scale_matches_the_cpu() {
+    with_executor("default scale", |ex| {
+        let sp = SearchSpace::default();
+        let spec = DataSpec {
+            in_ch: 1,
+            height: 16,
+            width: 16,
+            classes: 10,
+            timesteps: 4,
+            event: false,
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let plan = Plan::compile(&sp.sample(&mut rng), &spec, 8, sp.reduce_kernel).unwrap();
+        let r = parity(ex, &plan, 1, 4, 128);
+        eprintln!("{r:?}");
+        // The benchmark's input: uniform in [0, 1).
+        let x: Vec<f32> = (0..128 * 256)
+            .map(|i| cpu::rng::unit(i, 0x1234_5678))
+            .collect();
+        let r = parity_with(ex, &plan, 1, &x, 4, 128);
+        eprintln!("{r:?}");
     });
 }
