@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod forward;
 mod sample;
+mod show;
 
 /// Brain-inspired multi-scale evolutionary architecture search for spiking neural networks.
 #[derive(Parser, Debug)]
@@ -17,6 +19,11 @@ pub struct Cli {
 pub enum Command {
     /// Print a valid random genome as JSON.
     Sample(sample::Args),
+    /// Describe a genome: cells, motifs, edges, wiring, parameter count; `--plot` draws it.
+    Show(show::Args),
+    /// Run the CPU reference on test images: firing rate of every population, time taken;
+    /// `--dump DIR` writes plan, weights, input, logits and spikes for cross-checks.
+    Forward(forward::Args),
 }
 
 /// Exit codes.
@@ -34,6 +41,8 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Sample(a) => sample::run(a),
+        Command::Show(a) => show::run(a),
+        Command::Forward(a) => forward::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -439,7 +439,13 @@ impl Plan {
         for (pos, cell) in cells.iter().enumerate() {
             let name = format!("cell{}", pos + 1);
             if !live[pos + 1] {
-                // Unreachable from the head: nothing is computed; keep the index aligned.
+                // Unreachable from the head: nothing is computed; keep the index aligned. A
+                // reduction cell still starts a new stage (C doubles at every R, SPEC 1.1):
+                // later cells run at its width and size whether or not they read it.
+                if matches!(cell, ResolvedCell::Reduction) {
+                    c_k *= 2;
+                    h_k = (h_k - 1) / 2 + 1;
+                }
                 outputs.push(*outputs.last().unwrap());
                 continue;
             }

@@ -155,6 +155,34 @@ fn unreachable_cells_are_not_computed() {
 }
 
 #[test]
+fn an_unreachable_reduction_still_starts_a_new_stage() {
+    // cell2 (R) is read by nobody: cell3 reads the stem and cell1. cell3 still runs at 2C and
+    // half the size, its inputs brought there by factorised reduces.
+    let g = Genome {
+        layout: "NRN".into(),
+        micro: MicroVariant::Kernel,
+        k: 2,
+        cells: vec![
+            CellGene {
+                motif: 1,
+                sources: vec![1, 1],
+                ops: vec![0; 12],
+            },
+            CellGene {
+                motif: 1,
+                sources: vec![2, 3],
+                ops: vec![0; 12],
+            },
+        ],
+    };
+    assert!(!g.reachable()[2]);
+    let plan = Plan::compile(&g, &digits_spec(), 8, 1).unwrap();
+    assert!(!plan.tensors.iter().any(|t| t.name.starts_with("cell2")));
+    let n = plan.tensors.iter().find(|t| t.name == "cell3.n2").unwrap();
+    assert_eq!((n.c, n.h, n.w), (16, 8, 8));
+}
+
+#[test]
 fn sampled_genomes_compile_at_cifar_shape() {
     let space = SearchSpace::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
