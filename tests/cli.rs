@@ -48,14 +48,23 @@ fn sample_show_forward_dump() {
     ok(&["sample", "--seed", "1", "--out", "g.json"], d);
 
     let text = ok(&["show", "g.json", "--plot", "arch.png"], d);
-    for want in ["cell1 ", "cell6 ", "slots: in0 <- stem", "head:", "params: "] {
+    for want in [
+        "cell1 ",
+        "cell6 ",
+        "slots: in0 <- stem",
+        "head:",
+        "params: ",
+    ] {
         assert!(text.contains(want), "show lacks {want:?}:\n{text}");
     }
     assert!(text.contains(" E3") || text.contains(" E5") || text.contains("SILENT"));
     let png = std::fs::read(d.join("arch.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // the parameter count depends on the input
-    let cifar = ok(&["show", "g.json", "--dataset", "cifar10", "--width", "4"], d);
+    let cifar = ok(
+        &["show", "g.json", "--dataset", "cifar10", "--width", "4"],
+        d,
+    );
     let count = |t: &str| {
         t.lines()
             .find(|l| l.starts_with("params: "))
@@ -182,19 +191,35 @@ fn bad_input_is_one_line_and_exit_2() {
         (&["show", "missing.json"], "missing.json: missing field `k`"),
         (&["show", "range.json"], "cells[0].ops[0]: 'k7'"),
         (&["show", "k.json"], "k.json: k: 9 (allowed"),
-        (&["show", "motif.json"], "cells[1].motif: 'grid_cells' unknown"),
+        (
+            &["show", "motif.json"],
+            "cells[1].motif: 'grid_cells' unknown",
+        ),
         (&["show", "short.json"], "cells[0].ops: 1 entries"),
         (&["show", "type.json"], "type.json: invalid type"),
         (&["show", "absent.json"], "absent.json"),
         (&["show", "good.json", "--dataset", "imagenet"], "--dataset"),
-        (&["show", "good.json", "--set", "space.widht=8"], "space.widht"),
-        (&["show", "good.json", "--config", "absent.json"], "absent.json"),
+        (
+            &["show", "good.json", "--set", "space.widht=8"],
+            "space.widht",
+        ),
+        (
+            &["show", "good.json", "--config", "absent.json"],
+            "absent.json",
+        ),
         (
             &["show", "notjson.json", "--plot", "arch.png"],
             "not valid JSON",
         ),
         (
-            &["show", "good.json", "--set", "space.width=abc", "--plot", "a.png"],
+            &[
+                "show",
+                "good.json",
+                "--set",
+                "space.width=abc",
+                "--plot",
+                "a.png",
+            ],
             "--set space.width=abc",
         ),
         (
@@ -207,11 +232,25 @@ fn bad_input_is_one_line_and_exit_2() {
         ),
         (&["forward", "absent.json", "--dump", "out"], "absent.json"),
         (
-            &["forward", "good.json", "--set", "space.width=abc", "--dump", "out"],
+            &[
+                "forward",
+                "good.json",
+                "--set",
+                "space.width=abc",
+                "--dump",
+                "out",
+            ],
             "expected usize",
         ),
         (
-            &["forward", "good.json", "--set", "search.bogus=1", "--dump", "out"],
+            &[
+                "forward",
+                "good.json",
+                "--set",
+                "search.bogus=1",
+                "--dump",
+                "out",
+            ],
             "unknown key 'search.bogus'",
         ),
         (
@@ -231,7 +270,10 @@ fn bad_input_is_one_line_and_exit_2() {
         assert_eq!(o.status.code(), Some(2), "msenas {args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "msenas {args:?}: {err:?}");
         assert!(err.starts_with("msenas: error: "), "{err}");
-        assert!(err.contains(needle), "msenas {args:?}: {err} lacks {needle:?}");
+        assert!(
+            err.contains(needle),
+            "msenas {args:?}: {err} lacks {needle:?}"
+        );
         assert!(o.stdout.is_empty(), "msenas {args:?} printed to stdout");
         assert_eq!(listing(d), before, "msenas {args:?} left files behind");
     }

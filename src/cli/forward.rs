@@ -103,11 +103,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!(
         "{}: {dataset} test, {} {} images, T = {t}, C = {width}, seed {seed}; {} params",
         a.genome.display(),
-        if a.stratified {
-            "stratified"
-        } else {
-            "first"
-        },
+        if a.stratified { "stratified" } else { "first" },
         a.batch,
         plan.num_params
     );
@@ -118,7 +114,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .max()
         .unwrap_or(4)
         .max(10);
-    println!("{:>3}  {:<name_w$}  {:>8}  {:>8}", "#", "population", "neurons", "rate");
+    println!(
+        "{:>3}  {:<name_w$}  {:>8}  {:>8}",
+        "#", "population", "neurons", "rate"
+    );
     for (i, p) in plan.populations.iter().enumerate() {
         let tag = if i == plan.head_population {
             "  (head)"
