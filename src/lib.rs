@@ -13,6 +13,7 @@ pub mod error;
 pub mod evolve;
 pub mod fitness;
 pub mod genome;
+pub mod gpu;
 pub mod plan;
 pub mod report;
 pub mod spec;
