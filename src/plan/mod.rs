@@ -451,10 +451,17 @@ impl Plan {
             }
             let out = match cell {
                 ResolvedCell::Reduction => {
+                    // A new stage: C doubles and the size halves. The input is normally one
+                    // stage larger; a silent cell in front may pass through an older, larger
+                    // output, which is reduced again until it reaches the stage's size.
                     c_k *= 2;
-                    let prev = outputs[pos];
-                    let y = b.factorised_reduce(prev, 3 * c_k, &name);
-                    h_k = b.desc(y).h;
+                    h_k = (h_k - 1) / 2 + 1;
+                    let mut y = b.factorised_reduce(outputs[pos], 3 * c_k, &name);
+                    let mut step = 1;
+                    while b.desc(y).h > h_k {
+                        y = b.factorised_reduce(y, 3 * c_k, &format!("{name}.reduce{step}"));
+                        step += 1;
+                    }
                     y
                 }
                 ResolvedCell::Silent { source } => outputs[*source],

@@ -225,3 +225,33 @@ fn too_small_input_is_an_error() {
         Err(PlanError::TooSmall { .. })
     ));
 }
+
+#[test]
+fn reduction_after_a_pass_through_reaches_its_stage_size() {
+    // NRNRN with cell3 silent passing through cell1 (16x16): cell4 (R) must still give 4x4.
+    let g = Genome {
+        layout: "NRNRN".into(),
+        micro: MicroVariant::Kernel,
+        k: 2,
+        cells: vec![
+            CellGene {
+                motif: 1,
+                sources: vec![1, 1],
+                ops: vec![0; 12],
+            },
+            CellGene {
+                motif: 0,
+                sources: vec![2, 3],
+                ops: vec![0; 12],
+            },
+            CellGene {
+                motif: 1,
+                sources: vec![1, 2],
+                ops: vec![0; 12],
+            },
+        ],
+    };
+    let plan = Plan::compile(&g, &digits_spec(), 8, 1).unwrap();
+    let cell5 = plan.tensors.iter().find(|t| t.name == "cell5.out").unwrap();
+    assert_eq!((cell5.c, cell5.h), (2 * 32, 4));
+}
