@@ -13,9 +13,11 @@
 //! adds the fraction of peak.
 //!
 //! Knobs: `MSENAS_BENCH_SCALES` (`default,paper`), `MSENAS_BENCH_CANDIDATES` (default scale),
-//! `MSENAS_BENCH_PAPER_CANDIDATES`, `MSENAS_BENCH_PAPER_BATCH`, `MSENAS_BENCH_SKIP_CPU`.
-//! On a CPU adapter (lavapipe) paper scale runs at batch 8 by default: 128 does not fit its
-//! 128 MiB per-binding limit and would take many minutes; numbers there are correctness only.
+//! `MSENAS_BENCH_PAPER_CANDIDATES`, `MSENAS_BENCH_PAPER_CPU_CANDIDATES` (the CPU reference needs
+//! minutes per paper-scale candidate; default 1), `MSENAS_BENCH_PAPER_BATCH`,
+//! `MSENAS_BENCH_SKIP_CPU`. On a CPU adapter (lavapipe) everything is scaled down (2 candidates;
+//! paper scale at batch 2, one candidate: batch 128 does not fit its 128 MiB per-binding limit
+//! and would take hours); numbers there are correctness only.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,6 +44,8 @@ struct Scale {
     in_ch: usize,
     size: usize,
     candidates: usize,
+    /// The CPU reference runs the first this many (it is much slower at paper scale).
+    cpu_candidates: usize,
 }
 
 fn plans(s: &Scale) -> Vec<Plan> {
@@ -109,7 +113,13 @@ fn rate(n: usize, secs: f64) -> f64 {
     }
 }
 
-fn bench_scale(ex: &mut GpuExecutor, s: &Scale, peak: Option<f64>, skip_cpu: bool) -> Value {
+fn bench_scale(
+    ex: &mut GpuExecutor,
+    s: &Scale,
+    peak: Option<f64>,
+    skip_cpu: bool,
+    warm_up: bool,
+) -> Value {
     let (t, b) = (s.t, s.batch);
     let ps = plans(s);
     let x = input(&ps[0], b);
@@ -124,16 +134,21 @@ fn bench_scale(ex: &mut GpuExecutor, s: &Scale, peak: Option<f64>, skip_cpu: boo
         })
         .collect();
     let want = Outputs::scores();
-    // Warm-up: pipelines, arena buffers, bind groups.
+    // Warm-up (first scale only): pipelines, arena buffers, bind groups. Later scales reuse the
+    // pipelines; their first candidate is checked against the CPU from the timed run.
     let warm = Instant::now();
-    let first = ex.run_many(&jobs[..1], t, b, want);
+    let first = if warm_up {
+        ex.run_many(&jobs[..1], t, b, want)
+    } else {
+        vec![Ok(Default::default())]
+    };
     let warm_s = warm.elapsed().as_secs_f64();
     let mut gpu = json!({ "warmup_s": warm_s });
     match first.into_iter().next().expect("one") {
         Err(e) => {
             gpu["error"] = json!(e.to_string());
         }
-        Ok(first) => {
+        Ok(mut first) => {
             let subs0 = ex.submissions();
             let (g0, n0) = ex.gpu_time();
             let start = Instant::now();
@@ -144,6 +159,9 @@ fn bench_scale(ex: &mut GpuExecutor, s: &Scale, peak: Option<f64>, skip_cpu: boo
                 .iter()
                 .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
                 .collect();
+            if let Some(Ok(o)) = outs.first() {
+                first = o.clone();
+            }
             let gpu_s = g1 - g0;
             let timed = n1 > n0;
             let conv_time = if timed { gpu_s } else { wall };
@@ -161,9 +179,11 @@ fn bench_scale(ex: &mut GpuExecutor, s: &Scale, peak: Option<f64>, skip_cpu: boo
                 "peak_arena_bytes": ex.arena_stats().peak_leased_bytes,
             });
             if !skip_cpu {
+                let nc = s.cpu_candidates.clamp(1, ps.len());
+                let cpu_macs: f64 = ps[..nc].iter().map(|p| conv_macs(p, t, b)).sum();
                 let start = Instant::now();
                 let mut logits = Vec::new();
-                for p in &ps {
+                for p in &ps[..nc] {
                     logits.push(cpu_score(p, &x, t, b));
                 }
                 let wall = start.elapsed().as_secs_f64();
@@ -176,19 +196,20 @@ fn bench_scale(ex: &mut GpuExecutor, s: &Scale, peak: Option<f64>, skip_cpu: boo
                 let cpu = json!({
                     "threads": rayon::current_num_threads(),
                     "wall_s": wall,
-                    "candidates_per_s": rate(s.candidates, wall),
-                    "conv_gflops": 2.0 * macs / wall / 1e9,
+                    "candidates": nc,
+                    "candidates_per_s": rate(nc, wall),
+                    "conv_gflops": 2.0 * cpu_macs / wall / 1e9,
                     "max_logit_diff_vs_gpu_first_candidate": diff,
                 });
-                let speedup = cpu["wall_s"].as_f64().unwrap_or(0.0)
-                    / gpu["wall_s"].as_f64().unwrap_or(f64::NAN);
+                let speedup = gpu["candidates_per_s"].as_f64().unwrap_or(0.0)
+                    / cpu["candidates_per_s"].as_f64().unwrap_or(f64::NAN);
                 return json!({
                     "scale": scale_json(s),
                     "conv_gmac": macs / 1e9,
                     "max_candidate_bytes": mem_max,
                     "gpu": gpu,
                     "cpu": cpu,
-                    "gpu_speedup_wall": speedup,
+                    "gpu_speedup_candidates_per_s": speedup,
                 });
             }
         }
@@ -232,7 +253,10 @@ fn main() {
     let scales_env = std::env::var("MSENAS_BENCH_SCALES").unwrap_or("default,paper".into());
     let skip_cpu = std::env::var_os("MSENAS_BENCH_SKIP_CPU").is_some();
     let mut scales = Vec::new();
+    // On a CPU adapter everything is scaled down to keep the run to a few minutes.
+    let small = cpu_adapter;
     if scales_env.split(',').any(|s| s == "default") {
+        let candidates = env_usize("MSENAS_BENCH_CANDIDATES").unwrap_or(if small { 2 } else { 16 });
         scales.push(Scale {
             name: "cpu_default",
             width: 8,
@@ -241,12 +265,14 @@ fn main() {
             nominal_batch: 128,
             in_ch: 1,
             size: 16,
-            candidates: env_usize("MSENAS_BENCH_CANDIDATES").unwrap_or(16),
+            candidates,
+            cpu_candidates: candidates,
         });
     }
     if scales_env.split(',').any(|s| s == "paper") {
-        let batch =
-            env_usize("MSENAS_BENCH_PAPER_BATCH").unwrap_or(if cpu_adapter { 8 } else { 128 });
+        let batch = env_usize("MSENAS_BENCH_PAPER_BATCH").unwrap_or(if small { 2 } else { 128 });
+        let candidates =
+            env_usize("MSENAS_BENCH_PAPER_CANDIDATES").unwrap_or(if small { 1 } else { 4 });
         scales.push(Scale {
             name: "paper",
             width: 48,
@@ -255,19 +281,17 @@ fn main() {
             nominal_batch: 128,
             in_ch: 3,
             size: 32,
-            candidates: env_usize("MSENAS_BENCH_PAPER_CANDIDATES").unwrap_or(if cpu_adapter {
-                2
-            } else {
-                4
-            }),
+            candidates,
+            cpu_candidates: env_usize("MSENAS_BENCH_PAPER_CPU_CANDIDATES").unwrap_or(1),
         });
     }
     let mut ex = GpuExecutor::new(ctx.clone());
     ex.time_gpu = true;
     let results: Vec<Value> = scales
         .iter()
-        .map(|s| {
-            let r = bench_scale(&mut ex, s, peak, skip_cpu);
+        .enumerate()
+        .map(|(i, s)| {
+            let r = bench_scale(&mut ex, s, peak, skip_cpu, i == 0);
             eprintln!("{}: done", s.name);
             r
         })
