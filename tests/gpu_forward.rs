@@ -415,3 +415,28 @@ fn default_scale_matches_the_cpu() {
         eprintln!("{r:?}");
     });
 }
+
+/// Paper-like shapes at a small width and batch (C 16, T 10, batch 2, 32x32x3, NRNRNR): the
+/// last stage's 384 channels take several weight tiles in the convolution. About a minute on
+/// lavapipe.
+#[test]
+#[ignore]
+fn paper_like_shapes_match_the_cpu() {
+    with_executor("paper-like", |ex| {
+        let sp = SearchSpace::default();
+        let spec = DataSpec {
+            in_ch: 3,
+            height: 32,
+            width: 32,
+            classes: 10,
+            timesteps: 10,
+            event: false,
+        };
+        for seed in 0..2 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let plan = Plan::compile(&sp.sample(&mut rng), &spec, 16, sp.reduce_kernel).unwrap();
+            let r = parity(ex, &plan, 1, 10, 2);
+            eprintln!("seed {seed}: {r:?}");
+        }
+    });
+}

@@ -81,11 +81,22 @@ pub fn population_stats(
         &[packed.buffer, counts.buffer],
         grid_1d(t * b, 256),
     )?;
+    // One workgroup per (step, 64-word chunk), summed by atomics into zeroed outputs.
+    let z = t * words.div_ceil(64);
+    if z > 65_535 {
+        return Err(Error::Gpu(format!(
+            "{K}: {t} steps x {} word chunks exceed the grid",
+            words.div_ceil(64)
+        )));
+    }
+    if !accumulate {
+        rec.clear(dots.slice(0, b * b));
+    }
     rec.dispatch(
         KernelId::RdmDots,
         &p,
         &[packed.buffer, dots.buffer],
-        [tiles, tiles, 1],
+        [tiles, tiles, z as u32],
     )
 }
 
