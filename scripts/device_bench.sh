@@ -8,6 +8,8 @@
 set -uo pipefail
 OUT="${OUT:-out}"; mkdir -p "$OUT"
 BIN=target/release
+BENCH="$BIN/gpu_forward"
+[ -x "$BENCH" ] || BENCH=$(ls -t "$BIN"/deps/gpu_forward-* 2>/dev/null | grep -v '\.d$' | head -1)
 
 # Vulkan loader from carried packages when the machine has none.
 if ! ldconfig -p | grep -q libvulkan.so.1 && ls .gl/*.deb >/dev/null 2>&1; then
@@ -20,7 +22,11 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia_icd.json
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 fi
 export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
-export MSENAS_PEAK_GFLOPS="${MSENAS_PEAK_GFLOPS:-67000}"
+# FP32 (non-tensor) peak: H100 SXM 66,900 GFLOP/s; H100 PCIe 51,200.
+case "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)" in
+  *PCIe*) PEAK=51200 ;; *) PEAK=66900 ;;
+esac
+export MSENAS_PEAK_GFLOPS="${MSENAS_PEAK_GFLOPS:-$PEAK}"
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/nvidia-smi.csv" 2>&1
 "$BIN/msenas" devices > "$OUT/devices.txt" 2>&1
@@ -30,5 +36,5 @@ cat "$OUT/devices.txt"
 if ! grep -q '"device_type": "DiscreteGpu"' "$OUT/devices.json"; then
   echo "no discrete GPU adapter found; see $OUT/devices.txt" >&2
 fi
-timeout "${BENCH_TIMEOUT:-420}" "$BIN/gpu_forward" > "$OUT/bench.json" 2> "$OUT/bench.err"
+timeout "${BENCH_TIMEOUT:-420}" "$BENCH" > "$OUT/bench.json" 2> "$OUT/bench.err"
 echo "bench exit $?"; cat "$OUT/bench.json"
