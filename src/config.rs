@@ -101,7 +101,7 @@ impl Default for TrainConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The run's seed: every random choice derives from it.
@@ -110,18 +110,6 @@ pub struct Config {
     pub data: DataConfig,
     pub search: SearchConfig,
     pub train: TrainConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            seed: 0,
-            space: SearchSpace::default(),
-            data: DataConfig::default(),
-            search: SearchConfig::default(),
-            train: TrainConfig::default(),
-        }
-    }
 }
 
 /// Named starting points.
