@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod evaluate;
 mod sample;
+mod train;
 
 /// Brain-inspired multi-scale evolutionary architecture search for spiking neural networks.
 #[derive(Parser, Debug)]
@@ -17,6 +19,10 @@ pub struct Cli {
 pub enum Command {
     /// Print a valid random genome as JSON.
     Sample(sample::Args),
+    /// Train a genome on a dataset (backpropagation through time, CPU reference).
+    Train(train::Args),
+    /// Accuracy, firing rates, synaptic operations, energy and noise robustness of a trained network.
+    Evaluate(evaluate::Args),
 }
 
 /// Exit codes.
@@ -34,6 +40,8 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Sample(a) => sample::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
     };
     match result {
         Ok(()) => 0,

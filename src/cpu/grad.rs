@@ -221,9 +221,12 @@ fn conv_bwd_input_image(gy_n: &[f32], w: &[f32], s: &ConvShape, gx_n: &mut [f32]
 
 /// Weight gradient of [`super::conv2d`]: `gw[o,i,dy,dx] = sum_n sum_{oy,ox} gy[n,o,oy,ox] *
 /// x[n,i,iy,ix]` (padding reads contribute nothing). `gw` is `[cout, cin, k, k]` (overwritten).
-/// Output channels run in parallel; for each weight the sum over one image's positions
-/// (oy, then ox) accumulates in f32 from +0, and the per-image partial sums are added in image
-/// order into an f32 total starting at +0. No order depends on thread scheduling.
+///
+/// Summation order (fixed, independent of threads): output channels run in parallel; for one
+/// weight and one image, each output column `ox` has its own f32 lane that sums its terms over
+/// the rows `oy` in order, from +0; the lanes are then added in `ox` order into the image's
+/// partial sum (from +0), and the per-image partial sums are added in image order into the total
+/// (from +0). Lanes that read only padding stay +0.
 pub fn conv2d_backward_weight(x: &[f32], gy: &[f32], s: &ConvShape, gw: &mut [f32]) {
     assert_eq!(x.len(), s.in_len(), "conv2d_backward_weight: x length");
     assert_eq!(gy.len(), s.out_len(), "conv2d_backward_weight: gy length");
@@ -242,7 +245,7 @@ pub fn conv2d_backward_weight(x: &[f32], gy: &[f32], s: &ConvShape, gw: &mut [f3
     let base = s.shift as isize - s.pad() as isize;
     gw.par_chunks_mut(per_o).enumerate().for_each(|(o, gw_o)| {
         gw_o.fill(0.0);
-        let mut partial = vec![0.0f32; per_o];
+        let mut lanes = vec![0.0f32; wo];
         for img in 0..s.n {
             let gplane = &gy[img * out_img + o * ho * wo..img * out_img + (o + 1) * ho * wo];
             let x_n = &x[img * in_img..(img + 1) * in_img];
@@ -254,23 +257,36 @@ pub fn conv2d_backward_weight(x: &[f32], gy: &[f32], s: &ConvShape, gw: &mut [f3
                         let xoff = dx as isize + base;
                         let xs = valid_range(xoff, st, wd, wo);
                         let mut acc = 0.0f32;
-                        if !xs.is_empty() {
+                        if !xs.is_empty() && !ys.is_empty() {
+                            lanes.fill(0.0);
+                            let ix0 = ((xs.start * st) as isize + xoff) as usize;
                             for oy in ys.clone() {
                                 let iy = ((oy * st) as isize + dy as isize + base) as usize;
                                 let g_row = &gplane[oy * wo..(oy + 1) * wo];
                                 let in_row = &xin[iy * wd..(iy + 1) * wd];
-                                let ix0 = ((xs.start * st) as isize + xoff) as usize;
-                                for (j, &g) in g_row[xs.clone()].iter().enumerate() {
-                                    acc += g * in_row[ix0 + j * st];
+                                let lane = &mut lanes[xs.clone()];
+                                if st == 1 {
+                                    let src = &in_row[ix0..ix0 + xs.len()];
+                                    for ((l, &g), &v) in
+                                        lane.iter_mut().zip(&g_row[xs.clone()]).zip(src)
+                                    {
+                                        *l += g * v;
+                                    }
+                                } else {
+                                    for (j, (l, &g)) in
+                                        lane.iter_mut().zip(&g_row[xs.clone()]).enumerate()
+                                    {
+                                        *l += g * in_row[ix0 + j * st];
+                                    }
                                 }
                             }
+                            for &l in &lanes {
+                                acc += l;
+                            }
                         }
-                        partial[(i * k + dy) * k + dx] = acc;
+                        gw_o[(i * k + dy) * k + dx] += acc;
                     }
                 }
-            }
-            for (a, &p) in gw_o.iter_mut().zip(&partial) {
-                *a += p;
             }
         }
     });
