@@ -234,6 +234,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn op_counts_by_hand() {
+        use crate::genome::{CellGene, Genome, MicroVariant};
+        let spec = crate::DataSpec {
+            in_ch: 1,
+            height: 8,
+            width: 8,
+            classes: 3,
+            timesteps: 2,
+            event: false,
+        };
+        let genome = |motif: u8| Genome {
+            layout: "N".into(),
+            micro: MicroVariant::Kernel,
+            k: 2,
+            cells: vec![CellGene {
+                motif,
+                sources: vec![1, 1],
+                ops: vec![0; 4],
+            }],
+        };
+        // Silent cell: stem conv 1 -> 6 channels, 3x3 on 8x8 (64*6*9 = 3456 MACs a step), head
+        // linear 6 -> 3 (18 MACs a step) on pooled rates: all analog inputs, no SOPs.
+        let plan = Plan::compile(&genome(0), &spec, 2, 1).unwrap();
+        let rates = vec![0.25; plan.populations.len()];
+        let (sops, macs, dense) = op_counts(&plan, &rates);
+        assert_eq!(sops, 0.0);
+        assert_eq!(macs, 2.0 * (3456.0 + 18.0));
+        assert_eq!(dense, macs);
+        // Feed-forward excitation: two 1x1 convs 6 -> 2 on the stem's spikes (64*2*6 = 768 each),
+        // two 3x3 convs 2 -> 2 on their spikes (64*2*2*9 = 2304 each), one 3x3 conv on n2's
+        // spikes (2304); the head reads 4 channels (4*3 = 12). With every rate 0.25 the spiking
+        // ops cost a quarter of their MACs.
+        let plan = Plan::compile(&genome(1), &spec, 2, 1).unwrap();
+        let rates = vec![0.25; plan.populations.len()];
+        let (sops, macs, dense) = op_counts(&plan, &rates);
+        let spiking = 2.0 * 768.0 + 3.0 * 2304.0;
+        assert_eq!(macs, 2.0 * (3456.0 + 12.0));
+        assert_eq!(sops, 2.0 * 0.25 * spiking);
+        assert_eq!(dense, macs + 2.0 * spiking);
+    }
+
+    #[test]
     fn noise_specs() {
         assert_eq!(
             Noise::parse("gaussian:0.1").unwrap(),
