@@ -83,12 +83,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{} ({} split, {} samples), epoch {} of {}",
+        "{}: weights of epoch {}, {} split of {} ({} samples)",
         path.display(),
-        a.split,
-        r.samples,
         ck.meta.epoch,
-        name
+        a.split,
+        name,
+        r.samples
     );
     println!("top-1 accuracy      {:.2}%", 100.0 * r.accuracy);
     println!("parameters          {}", r.params);
