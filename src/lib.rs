@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod evolve;
 pub mod fitness;
