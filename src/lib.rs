@@ -13,6 +13,7 @@ pub mod evolve;
 pub mod fitness;
 pub mod genome;
 pub mod plan;
+pub mod report;
 pub mod spec;
 pub mod stats;
 
