@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 mod sample;
+mod score;
+mod search;
 
 /// Brain-inspired multi-scale evolutionary architecture search for spiking neural networks.
 #[derive(Parser, Debug)]
@@ -17,6 +19,10 @@ pub struct Cli {
 pub enum Command {
     /// Print a valid random genome as JSON.
     Sample(sample::Args),
+    /// Score one genome without training (every training-free score, with timings).
+    Score(score::Args),
+    /// Search architectures with NSGA-II and a training-free fitness; writes a run folder.
+    Search(search::Args),
 }
 
 /// Exit codes.
@@ -34,6 +40,8 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Sample(a) => sample::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Search(a) => search::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -3,7 +3,11 @@
 
 pub mod evaluate;
 pub mod nsga2;
+pub mod run_dir;
+pub mod search;
 
 pub use evaluate::{
     make_evaluator, CpuEvaluator, EvalSettings, Evaluation, Evaluator, Probe, ProbeBatch, Status,
 };
+pub use run_dir::{Record, RunDir};
+pub use search::{Observer, Quiet, SearchOutcome};
