@@ -152,7 +152,7 @@ impl Observer for Progress {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let (cfg, mut dir, records) = match &a.resume {
+    let (cfg, resumed) = match &a.resume {
         Some(path) => {
             let given = [
                 ("--config", a.config.is_some()),
@@ -187,10 +187,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             if let Some(d) = &a.device {
                 cfg.search.device = d.clone();
             }
-            (cfg, dir, records)
+            (cfg, Some((dir, records)))
         }
+        None => (resolve_config(&a)?, None),
+    };
+
+    // Everything that can refuse the settings runs before a new run folder is created.
+    let scores = search::search_scores(&cfg)?;
+    let (settings, probe, ds) = search::prepare(&cfg, scores)?;
+    let mut evaluator = make_evaluator(&cfg.search.device, settings, probe)?;
+    let (mut dir, records) = match resumed {
+        Some(r) => r,
         None => {
-            let cfg = resolve_config(&a)?;
             let out = a.out.clone().unwrap_or_else(|| {
                 let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -198,14 +206,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     .unwrap_or(0);
                 PathBuf::from(format!("runs/search-{}-{secs}", cfg.seed))
             });
-            let dir = RunDir::create(&out, &cfg)?;
-            (cfg, dir, Vec::new())
+            (RunDir::create(&out, &cfg)?, Vec::new())
         }
     };
-
-    let scores = search::search_scores(&cfg)?;
-    let (settings, probe, ds) = search::prepare(&cfg, scores)?;
-    let mut evaluator = make_evaluator(&cfg.search.device, settings, probe)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
