@@ -185,6 +185,75 @@ fn sigkill_then_resume_equals_uninterrupted() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_after_the_evaluation_in_flight_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
+    let args = |dir: &Path| -> Vec<String> {
+        [
+            "search",
+            "--preset",
+            "tiny",
+            "--seed",
+            "4",
+            "--generations",
+            "6",
+            "--quiet",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([dir.display().to_string()])
+        .collect()
+    };
+    let out = msenas(&args(&full).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let child = Command::new(env!("CARGO_BIN_EXE_msenas"))
+        .args(args(&cut))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = cut.join("evaluations.jsonl");
+    let t0 = Instant::now();
+    while lines(&log) < 2 && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(130) {
+        assert!(err.contains("--resume"), "{err}");
+    } else {
+        // the run ended before the signal arrived
+        assert!(out.status.success(), "{err}");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.ends_with('\n'), "the log ends with a complete line");
+
+    let out = msenas(&["search", "--resume", cut.to_str().unwrap(), "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(log_without_timings(&cut), log_without_timings(&full));
+    assert_eq!(
+        std::fs::read(cut.join("best.json")).unwrap(),
+        std::fs::read(full.join("best.json")).unwrap()
+    );
+}
+
 #[test]
 fn head_that_cannot_fire_is_dead() {
     // micro = full with every edge I3: the last cell sums min(z, 0) currents, so the head LIF
