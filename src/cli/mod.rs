@@ -3,9 +3,11 @@
 
 use clap::{Parser, Subcommand};
 
+mod forward;
 mod sample;
 mod score;
 mod search;
+mod show;
 
 /// Brain-inspired multi-scale evolutionary architecture search for spiking neural networks.
 #[derive(Parser, Debug)]
@@ -19,6 +21,11 @@ pub struct Cli {
 pub enum Command {
     /// Print a valid random genome as JSON.
     Sample(sample::Args),
+    /// Describe a genome: cells, motifs, edges, wiring, parameter count; `--plot` draws it.
+    Show(show::Args),
+    /// Run the CPU reference on test images: firing rate of every population, time taken;
+    /// `--dump DIR` writes plan, weights, input, logits and spikes for cross-checks.
+    Forward(forward::Args),
     /// Score one genome without training (every training-free score, with timings).
     Score(score::Args),
     /// Search architectures with NSGA-II and a training-free fitness; writes a run folder.
@@ -40,6 +47,8 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Sample(a) => sample::run(a),
+        Command::Show(a) => show::run(a),
+        Command::Forward(a) => forward::run(a),
         Command::Score(a) => score::run(a),
         Command::Search(a) => search::run(a),
     };
@@ -57,9 +66,19 @@ pub fn report(e: &anyhow::Error) -> i32 {
             Some(crate::Error::Input(_)) | Some(crate::Error::Io { .. })
         )
     });
-    let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-    let mut line = msg.join(": ");
-    line = line.replace('\n', " ");
+    // Join the chain, skipping a cause whose text its parent already shows (an I/O error
+    // displays its source after the path).
+    let mut line = String::new();
+    for c in e.chain() {
+        let m = c.to_string();
+        if !line.ends_with(&m) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&m);
+        }
+    }
+    let line = line.replace(['\n', '\r'], " ");
     eprintln!("msenas: error: {line}");
     if user {
         EXIT_USAGE
@@ -71,6 +90,12 @@ pub fn report(e: &anyhow::Error) -> i32 {
 /// Read and validate a genome file; errors name the file.
 pub fn read_genome(path: &std::path::Path) -> crate::Result<crate::genome::Genome> {
     let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+        return Err(crate::Error::input(format!(
+            "{}: not valid JSON: {e} (expected a genome as written by `msenas sample`)",
+            path.display()
+        )));
+    }
     crate::genome::Genome::from_json(&text)
         .map_err(|e| crate::Error::input(format!("{}: {e}", path.display())))
 }

@@ -439,16 +439,29 @@ impl Plan {
         for (pos, cell) in cells.iter().enumerate() {
             let name = format!("cell{}", pos + 1);
             if !live[pos + 1] {
-                // Unreachable from the head: nothing is computed; keep the index aligned.
+                // Unreachable from the head: nothing is computed; keep the index aligned. A
+                // reduction cell still starts a new stage (C doubles at every R, SPEC 1.1):
+                // later cells run at its width and size whether or not they read it.
+                if matches!(cell, ResolvedCell::Reduction) {
+                    c_k *= 2;
+                    h_k = (h_k - 1) / 2 + 1;
+                }
                 outputs.push(*outputs.last().unwrap());
                 continue;
             }
             let out = match cell {
                 ResolvedCell::Reduction => {
+                    // A new stage: C doubles and the size halves. The input is normally one
+                    // stage larger; a silent cell in front may pass through an older, larger
+                    // output, which is reduced again until it reaches the stage's size.
                     c_k *= 2;
-                    let prev = outputs[pos];
-                    let y = b.factorised_reduce(prev, 3 * c_k, &name);
-                    h_k = b.desc(y).h;
+                    h_k = (h_k - 1) / 2 + 1;
+                    let mut y = b.factorised_reduce(outputs[pos], 3 * c_k, &name);
+                    let mut step = 1;
+                    while b.desc(y).h > h_k {
+                        y = b.factorised_reduce(y, 3 * c_k, &format!("{name}.reduce{step}"));
+                        step += 1;
+                    }
                     y
                 }
                 ResolvedCell::Silent { source } => outputs[*source],

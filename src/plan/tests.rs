@@ -155,6 +155,34 @@ fn unreachable_cells_are_not_computed() {
 }
 
 #[test]
+fn an_unreachable_reduction_still_starts_a_new_stage() {
+    // cell2 (R) is read by nobody: cell3 reads the stem and cell1. cell3 still runs at 2C and
+    // half the size, its inputs brought there by factorised reduces.
+    let g = Genome {
+        layout: "NRN".into(),
+        micro: MicroVariant::Kernel,
+        k: 2,
+        cells: vec![
+            CellGene {
+                motif: 1,
+                sources: vec![1, 1],
+                ops: vec![0; 12],
+            },
+            CellGene {
+                motif: 1,
+                sources: vec![2, 3],
+                ops: vec![0; 12],
+            },
+        ],
+    };
+    assert!(!g.reachable()[2]);
+    let plan = Plan::compile(&g, &digits_spec(), 8, 1).unwrap();
+    assert!(!plan.tensors.iter().any(|t| t.name.starts_with("cell2")));
+    let n = plan.tensors.iter().find(|t| t.name == "cell3.n2").unwrap();
+    assert_eq!((n.c, n.h, n.w), (16, 8, 8));
+}
+
+#[test]
 fn sampled_genomes_compile_at_cifar_shape() {
     let space = SearchSpace::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -196,4 +224,34 @@ fn too_small_input_is_an_error() {
         Plan::compile(&g, &spec, 8, 1),
         Err(PlanError::TooSmall { .. })
     ));
+}
+
+#[test]
+fn reduction_after_a_pass_through_reaches_its_stage_size() {
+    // NRNRN with cell3 silent passing through cell1 (16x16): cell4 (R) must still give 4x4.
+    let g = Genome {
+        layout: "NRNRN".into(),
+        micro: MicroVariant::Kernel,
+        k: 2,
+        cells: vec![
+            CellGene {
+                motif: 1,
+                sources: vec![1, 1],
+                ops: vec![0; 12],
+            },
+            CellGene {
+                motif: 0,
+                sources: vec![2, 3],
+                ops: vec![0; 12],
+            },
+            CellGene {
+                motif: 1,
+                sources: vec![1, 2],
+                ops: vec![0; 12],
+            },
+        ],
+    };
+    let plan = Plan::compile(&g, &digits_spec(), 8, 1).unwrap();
+    let cell5 = plan.tensors.iter().find(|t| t.name == "cell5.out").unwrap();
+    assert_eq!((cell5.c, cell5.h), (2 * 32, 4));
 }

@@ -1,0 +1,74 @@
+//! Multi-step LIF on the device: the twin of `cpu::lif::lif` followed by `cpu::lif::pack_spikes`.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{u32_of, KernelId, View};
+pub use crate::cpu::lif::LifParams;
+use crate::gpu::Recorder;
+use crate::{Error, Result};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct Params {
+    n: u32,
+    batch: u32,
+    steps: u32,
+    words: u32,
+    x_off: u32,
+    s_off: u32,
+    w_off: u32,
+    write_f32: u32,
+    tau_inv: f32,
+    v_th: f32,
+}
+
+pub use crate::cpu::lif::words_per_row;
+
+/// Run the `b * n` LIF neurons of `x` [T][B][N] over `t` steps: spikes as f32 0/1 into `spikes`
+/// (if given; `cpu::lif::lif` with its `n` = b * n) and bit-packed into `packed`
+/// [T][B][ceil(N/32)] (`cpu::lif::pack_spikes(spikes, t, b, n)`).
+#[allow(clippy::too_many_arguments)]
+pub fn lif(
+    rec: &mut Recorder<'_>,
+    x: View<'_>,
+    t: usize,
+    b: usize,
+    n: usize,
+    params: LifParams,
+    spikes: Option<View<'_>>,
+    packed: View<'_>,
+) -> Result<()> {
+    const K: &str = "lif";
+    let words = words_per_row(n);
+    let x = x.need("x", K, t * b * n)?;
+    let packed = packed.need("packed", K, t * b * words)?;
+    if b > 65_535 {
+        return Err(Error::Gpu(format!("{K}: batch {b} exceeds 65,535")));
+    }
+    // Without f32 spikes the kernel never writes binding 2; bind `packed` there for layout only.
+    let (s_buf, s_off, write_f32) = match spikes {
+        Some(s) => {
+            let s = s.need("spikes", K, t * b * n)?;
+            (s.buffer, s.offset, 1)
+        }
+        None => (packed.buffer, 0, 0),
+    };
+    let p = Params {
+        n: u32_of("n", n)?,
+        batch: b as u32,
+        steps: u32_of("t", t)?,
+        words: words as u32,
+        x_off: x.offset,
+        s_off,
+        w_off: packed.offset,
+        write_f32,
+        tau_inv: params.tau_inv,
+        v_th: params.v_th,
+    };
+    rec.dispatch(
+        KernelId::LifRun,
+        &p,
+        &[x.buffer, s_buf, packed.buffer],
+        [n.div_ceil(256) as u32, b as u32, 1],
+    )
+}

@@ -1,0 +1,14 @@
+//! The wgpu executor's parts: device context, kernel table and launchers, buffer arena.
+//!
+//! No wgpu type leaves this module's public API except through [`GpuContext`] and the buffer
+//! views the launchers take.
+
+pub mod arena;
+pub mod context;
+pub mod kernels;
+pub mod recorder;
+
+pub use arena::{Arena, SizeClass};
+pub use context::{list_adapters, AdapterSummary, DeviceChoice, GpuContext};
+pub use kernels::{KernelId, View};
+pub use recorder::Recorder;

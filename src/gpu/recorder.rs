@@ -1,0 +1,274 @@
+//! Work recorded as data, then encoded and submitted at once: one command encoder and one
+//! compute pass per submission, all kernel parameters in one uniform buffer at dynamic offsets,
+//! and bind groups cached by (kernel, buffers) so repeated candidates reuse them.
+
+use std::collections::hash_map::Entry;
+
+use bytemuck::Pod;
+
+use super::context::GpuContext;
+use super::kernels::table::KernelId;
+use super::kernels::View;
+use crate::{Error, Result};
+
+enum Cmd {
+    Dispatch {
+        kernel: KernelId,
+        param: u32,
+        buffers: Vec<wgpu::Buffer>,
+        groups: [u32; 3],
+    },
+    Clear {
+        buffer: wgpu::Buffer,
+        offset: u64,
+        size: u64,
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_off: u64,
+        dst: wgpu::Buffer,
+        dst_off: u64,
+        size: u64,
+    },
+}
+
+/// Size of one parameter slot: every kernel's parameters fit, and 256 is the largest
+/// `min_uniform_buffer_offset_alignment` wgpu allows.
+const SLOT: usize = 256;
+const MAX_CACHED_GROUPS: usize = 4096;
+
+pub struct Recorder<'c> {
+    ctx: &'c GpuContext,
+    params: Vec<u8>,
+    cmds: Vec<Cmd>,
+    slot: usize,
+}
+
+impl<'c> Recorder<'c> {
+    pub fn new(ctx: &'c GpuContext) -> Self {
+        let slot = (ctx.limits.min_uniform_buffer_offset_alignment as usize).max(SLOT);
+        Recorder {
+            ctx,
+            params: Vec::new(),
+            cmds: Vec::new(),
+            slot,
+        }
+    }
+
+    pub fn ctx(&self) -> &'c GpuContext {
+        self.ctx
+    }
+
+    /// Record one dispatch: `params` is the kernel's uniform, `buffers` its storage bindings in
+    /// binding order (as the kernel table lists them).
+    pub fn dispatch<P: Pod>(
+        &mut self,
+        kernel: KernelId,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let info = kernel.info();
+        let want = info.storage().count();
+        if buffers.len() != want {
+            return Err(Error::Gpu(format!(
+                "{}: {} buffers given, kernel binds {want}",
+                info.label(),
+                buffers.len()
+            )));
+        }
+        let bytes = bytemuck::bytes_of(params);
+        let usize_ = info.uniform().map_or(0, |u| u.size as usize);
+        if bytes.len() < usize_ || bytes.len() > self.slot {
+            return Err(Error::Gpu(format!(
+                "{}: parameters of {} B, the shader's uniform is {usize_} B",
+                info.label(),
+                bytes.len()
+            )));
+        }
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Gpu(format!(
+                "{}: grid {groups:?} exceeds {max} per dimension",
+                info.label()
+            )));
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let param = self.params.len() as u32;
+        self.params.extend_from_slice(bytes);
+        self.params
+            .resize(self.params.len().next_multiple_of(self.slot), 0);
+        self.cmds.push(Cmd::Dispatch {
+            kernel,
+            param,
+            buffers: buffers.iter().map(|b| (*b).clone()).collect(),
+            groups,
+        });
+        Ok(())
+    }
+
+    /// Zero a view.
+    pub fn clear(&mut self, view: View<'_>) {
+        self.cmds.push(Cmd::Clear {
+            buffer: view.buffer.clone(),
+            offset: view.offset as u64 * 4,
+            size: view.len as u64 * 4,
+        });
+    }
+
+    /// Copy `src` into the start of `dst`.
+    pub fn copy(&mut self, src: View<'_>, dst: View<'_>) -> Result<()> {
+        if dst.len < src.len {
+            return Err(Error::Gpu(format!(
+                "copy of {} elements into a view of {}",
+                src.len, dst.len
+            )));
+        }
+        self.cmds.push(Cmd::Copy {
+            src: src.buffer.clone(),
+            src_off: src.offset as u64 * 4,
+            dst: dst.buffer.clone(),
+            dst_off: dst.offset as u64 * 4,
+            size: src.len as u64 * 4,
+        });
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
+    }
+
+    /// Encode everything into one command buffer and submit it. Does not wait.
+    pub fn submit(self) -> Result<()> {
+        let ctx = self.ctx;
+        if self.cmds.is_empty() {
+            return Ok(());
+        }
+        let mut pipes = Vec::new();
+        for c in &self.cmds {
+            if let Cmd::Dispatch { kernel, .. } = c {
+                pipes.push((*kernel, ctx.pipeline(*kernel)?));
+            }
+        }
+        let mut state = ctx.params.lock().unwrap();
+        let need = self.params.len().max(self.slot) as u64;
+        if state.buffer.as_ref().is_none_or(|b| b.size() < need) {
+            // Growing replaces the buffer, so the bind groups over the old one go too.
+            state.groups.clear();
+            state.buffer = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel params"),
+                size: need.next_power_of_two(),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        // Bind groups keep their buffers alive: bound the cache (arena buffers are few and
+        // long-lived, so it rarely fills).
+        if state.groups.len() > MAX_CACHED_GROUPS {
+            state.groups.clear();
+        }
+        let pbuf = state.buffer.clone().unwrap();
+        if !self.params.is_empty() {
+            ctx.queue.write_buffer(&pbuf, 0, &self.params);
+        }
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // Bind groups first (they must outlive the pass).
+        let mut pi = 0;
+        for c in &self.cmds {
+            if let Cmd::Dispatch {
+                kernel, buffers, ..
+            } = c
+            {
+                let key = (*kernel, buffers.clone());
+                if let Entry::Vacant(slot) = state.groups.entry(key) {
+                    let info = kernel.info();
+                    let pipe = &pipes[pi].1;
+                    let mut entries = Vec::new();
+                    let mut storage = buffers.iter();
+                    for b in info.bindings {
+                        let resource = if b.kind == super::kernels::table::BindingKind::Uniform {
+                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &pbuf,
+                                offset: 0,
+                                size: wgpu::BufferSize::new(
+                                    (b.size as u64).next_multiple_of(16).min(self.slot as u64),
+                                ),
+                            })
+                        } else {
+                            storage.next().unwrap().as_entire_binding()
+                        };
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: b.binding,
+                            resource,
+                        });
+                    }
+                    let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(&info.label()),
+                        layout: &pipe.layout,
+                        entries: &entries,
+                    });
+                    slot.insert(bg);
+                }
+                pi += 1;
+            }
+        }
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("msenas"),
+            });
+        let mut i = 0;
+        let mut pi = 0;
+        while i < self.cmds.len() {
+            match &self.cmds[i] {
+                Cmd::Clear {
+                    buffer,
+                    offset,
+                    size,
+                } => {
+                    enc.clear_buffer(buffer, *offset, Some(*size));
+                    i += 1;
+                }
+                Cmd::Copy {
+                    src,
+                    src_off,
+                    dst,
+                    dst_off,
+                    size,
+                } => {
+                    enc.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size);
+                    i += 1;
+                }
+                Cmd::Dispatch { .. } => {
+                    // Consecutive dispatches share one pass; wgpu orders them with barriers.
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: None,
+                    });
+                    while let Some(Cmd::Dispatch {
+                        kernel,
+                        param,
+                        buffers,
+                        groups,
+                    }) = self.cmds.get(i)
+                    {
+                        let bg = &state.groups[&(*kernel, buffers.clone())];
+                        pass.set_pipeline(&pipes[pi].1.pipeline);
+                        pass.set_bind_group(0, bg, &[*param]);
+                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                        pi += 1;
+                        i += 1;
+                    }
+                }
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        drop(state);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("submission: {e}")));
+        }
+        Ok(())
+    }
+}
