@@ -1,5 +1,6 @@
 //! `msenas score`: the training-free scores of one genome, with the time each took.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -99,6 +100,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         )?;
     }
 
+    let mut out = String::new();
     if a.json {
         let v = json!({
             "key": ev.key,
@@ -113,11 +115,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "weight_seeds": cfg.search.weight_seeds,
             "seed": cfg.seed,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("JSON"));
+        emit(&out);
         return Ok(());
     }
-    println!("genome   {}", ev.key);
-    println!(
+    let _ = writeln!(out, "genome   {}", ev.key);
+    let _ = writeln!(
+        out,
         "probe    {}: {} x {} samples (stratified, seed {}), T = {}, {} weight seed(s), device {}",
         ds.name,
         probe.batches.len(),
@@ -127,30 +131,32 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         cfg.search.weight_seeds,
         evaluator.device()
     );
-    println!("status   {}", ev.status.as_str());
+    let _ = writeln!(out, "status   {}", ev.status.as_str());
     if let Some(r) = &ev.reason {
-        println!("reason   {r}");
+        let _ = writeln!(out, "reason   {r}");
     }
-    println!();
-    println!("{:<12} {:>16} {:>12}", "score", "value", "time");
+    out.push('\n');
+    let _ = writeln!(out, "{:<12} {:>16} {:>12}", "score", "value", "time");
     for name in &scores {
         let t = ev.timings.get(name).copied().unwrap_or(0.0);
-        println!(
+        let _ = writeln!(
+            out,
             "{:<12} {:>16} {:>9.3} ms",
             name,
             format_value(ev.score(name)),
             t * 1e3
         );
     }
-    println!();
+    out.push('\n');
     for k in ["compile", "init", "forward", "stats", "total"] {
         if let Some(t) = ev.timings.get(k) {
-            println!("{:<12} {:>29.3} ms", k, t * 1e3);
+            let _ = writeln!(out, "{:<12} {:>29.3} ms", k, t * 1e3);
         }
     }
     if let Some(p) = &a.plot_rdm {
-        println!("RDM plot: {}", p.display());
+        let _ = writeln!(out, "RDM plot: {}", p.display());
     }
+    emit(&out);
     if ev.scores.is_empty() {
         return Err(Error::input("no score computed").into());
     }
@@ -163,4 +169,13 @@ fn format_value(v: f64) -> String {
     } else {
         format!("{v:.6}")
     }
+}
+
+/// Print to standard output; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush());
 }

@@ -1,6 +1,7 @@
 //! `msenas search`: NSGA-II architecture search with a training-free fitness, written to a run
 //! folder that `--resume` continues.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -279,7 +280,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         std::process::exit(130);
     }
 
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "search finished: {} generations, {} new evaluations ({} replayed) in {:.1} s ({:.2} candidates/s)",
         outcome.generations,
         outcome.fresh,
@@ -300,8 +303,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .cmp(&(y.evaluation.status != crate::evolve::Status::Ok))
             .then(o)
     });
-    println!();
-    println!(
+    out.push('\n');
+    let _ = writeln!(
+        out,
         "{:<12} {:<24} {:>12} {:>10}  status",
         "key", "motifs", f, "params"
     );
@@ -311,7 +315,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .iter()
             .map(|n| format!("m{}", motifs::by_name(n).map(|d| d.id).unwrap_or(0)))
             .collect();
-        println!(
+        let _ = writeln!(
+            out,
             "{:<12} {:<24} {:>12.5} {:>10}  {}",
             search::key_short(&e.key),
             ms.join(","),
@@ -324,20 +329,32 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .iter()
         .map(|m| format!("m{} {}", m.id, m.name))
         .collect();
-    println!("motifs: {}", legend.join(", "));
-    println!();
-    println!("results in {}:", dir.path.display());
-    println!(
+    let _ = writeln!(out, "motifs: {}", legend.join(", "));
+    out.push('\n');
+    let _ = writeln!(out, "results in {}:", dir.path.display());
+    let _ = writeln!(
+        out,
         "  {}  (the best genome by {f}; `msenas score {} --config {}` scores it again)",
         run_dir::BEST,
         dir.file(run_dir::BEST).display(),
         dir.file(run_dir::CONFIG).display()
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  {}  {}  population_<g>.json  config.json",
         run_dir::PARETO,
         run_dir::EVALUATIONS
     );
-    println!("  fitness.png  pareto.png  motifs.png");
+    let _ = writeln!(out, "  fitness.png  pareto.png  motifs.png");
+    emit(&out);
     Ok(())
+}
+
+/// Print to standard output; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush());
 }
