@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 mod evaluate;
 mod forward;
 mod sample;
+mod score;
+mod search;
 mod show;
 mod train;
 
@@ -26,6 +28,10 @@ pub enum Command {
     /// Run the CPU reference on test images: firing rate of every population, time taken;
     /// `--dump DIR` writes plan, weights, input, logits and spikes for cross-checks.
     Forward(forward::Args),
+    /// Score one genome without training (every training-free score, with timings).
+    Score(score::Args),
+    /// Search architectures with NSGA-II and a training-free fitness; writes a run folder.
+    Search(search::Args),
     /// Train a genome on a dataset (backpropagation through time, CPU reference).
     Train(train::Args),
     /// Accuracy, firing rates, synaptic operations, energy and noise robustness of a trained network.
@@ -49,6 +55,8 @@ pub fn main() -> i32 {
         Command::Sample(a) => sample::run(a),
         Command::Show(a) => show::run(a),
         Command::Forward(a) => forward::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Search(a) => search::run(a),
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
     };
