@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod evaluate;
 mod forward;
+mod run;
 mod sample;
 mod score;
 mod search;
@@ -28,6 +29,8 @@ pub enum Command {
     /// Run the CPU reference on test images: firing rate of every population, time taken;
     /// `--dump DIR` writes plan, weights, input, logits and spikes for cross-checks.
     Forward(forward::Args),
+    /// The whole job: search, train the best genome, evaluate it, write report.md.
+    Run(run::Args),
     /// Score one genome without training (every training-free score, with timings).
     Score(score::Args),
     /// Search architectures with NSGA-II and a training-free fitness; writes a run folder.
@@ -55,6 +58,7 @@ pub fn main() -> i32 {
         Command::Sample(a) => sample::run(a),
         Command::Show(a) => show::run(a),
         Command::Forward(a) => forward::run(a),
+        Command::Run(a) => run::run(a),
         Command::Score(a) => score::run(a),
         Command::Search(a) => search::run(a),
         Command::Train(a) => train::run(a),
