@@ -18,6 +18,7 @@ pub mod plan;
 pub mod report;
 pub mod spec;
 pub mod stats;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use spec::DataSpec;

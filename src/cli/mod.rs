@@ -4,9 +4,14 @@
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod evaluate;
 mod forward;
+mod run;
 mod sample;
+mod score;
+mod search;
 mod show;
+mod train;
 
 /// Brain-inspired multi-scale evolutionary architecture search for spiking neural networks.
 #[derive(Parser, Debug)]
@@ -27,6 +32,16 @@ pub enum Command {
     /// Run the CPU reference on test images: firing rate of every population, time taken;
     /// `--dump DIR` writes plan, weights, input, logits and spikes for cross-checks.
     Forward(forward::Args),
+    /// The whole job: search, train the best genome, evaluate it, write report.md.
+    Run(run::Args),
+    /// Score one genome without training (every training-free score, with timings).
+    Score(score::Args),
+    /// Search architectures with NSGA-II and a training-free fitness; writes a run folder.
+    Search(search::Args),
+    /// Train a genome on a dataset (backpropagation through time, CPU reference).
+    Train(train::Args),
+    /// Accuracy, firing rates, synaptic operations, energy and noise robustness of a trained network.
+    Evaluate(evaluate::Args),
 }
 
 /// Exit codes.
@@ -47,6 +62,11 @@ pub fn main() -> i32 {
         Command::Devices(a) => devices::run(a),
         Command::Show(a) => show::run(a),
         Command::Forward(a) => forward::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Search(a) => search::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -9,6 +9,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod executor;
+pub mod grad;
 pub mod lif;
 pub mod rng;
 

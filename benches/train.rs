@@ -1,0 +1,174 @@
+//! Training throughput of the CPU reference: images per second of forward + backward + AdamW
+//! step at C 8, T 4, batch 64, 16x16 digits-shaped input, on a few sampled genomes; then the same
+//! networks in PyTorch (`scripts/train_torch_bench.py`) when `python3 -c "import torch"` works.
+//! Prints one JSON object. `cargo bench --bench train [-- --quick]`.
+
+use msenas::config::TrainConfig;
+use msenas::cpu::grad::{softmax_cross_entropy, Surrogate};
+use msenas::cpu::{conv2d, init_params, ConvShape, LifParams};
+use msenas::genome::SearchSpace;
+use msenas::plan::Plan;
+use msenas::train::backprop::{backward, forward_tape, Hooks};
+use msenas::train::optim::AdamW;
+use msenas::DataSpec;
+use rand::SeedableRng;
+use std::time::Instant;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (c, t, b, size) = (8usize, 4usize, 64usize, 16usize);
+    let spec = DataSpec {
+        in_ch: 1,
+        height: size,
+        width: size,
+        classes: 10,
+        timesteps: t,
+        event: false,
+    };
+    let space = SearchSpace::default();
+    let seeds: Vec<u64> = if quick { vec![1] } else { vec![1, 2, 3] };
+    let reps = if quick { 1 } else { 3 };
+    let x: Vec<f32> = (0..b * size * size)
+        .map(|i| ((i * 37) % 17) as f32 / 16.0)
+        .collect();
+    let labels: Vec<u16> = (0..b).map(|i| (i % 10) as u16).collect();
+    let mut nets = Vec::new();
+    let dump_dir = std::env::temp_dir().join(format!("msenas-train-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dump_dir).unwrap();
+    for &seed in &seeds {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let g = space.sample(&mut rng);
+        let plan = Plan::compile(&g, &spec, c, space.reduce_kernel).unwrap();
+        let mut params = init_params(&plan, 0);
+        let mut opt = AdamW::new(&plan, TrainConfig::default().weight_decay);
+        let macs: usize = plan.ops.iter().map(|op| plan.macs(op)).sum();
+        let step = |params: &mut Vec<f32>, opt: &mut AdamW| {
+            let tape = forward_tape(
+                &plan,
+                params,
+                &x,
+                t,
+                b,
+                LifParams::default(),
+                1e-5,
+                Hooks::default(),
+            );
+            let (loss, gl) = softmax_cross_entropy(tape.logits(&plan), &labels, 10, 0.1);
+            let grad = backward(
+                &plan,
+                params,
+                tape,
+                &gl,
+                LifParams::default(),
+                Surrogate::default(),
+                1e-5,
+            );
+            opt.update(params, &grad, 1e-4);
+            loss
+        };
+        step(&mut params, &mut opt); // warm-up
+        let start = Instant::now();
+        for _ in 0..reps {
+            step(&mut params, &mut opt);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let ips = (reps * b) as f64 / secs;
+        let path = dump_dir.join(format!("plan{seed}.json"));
+        std::fs::write(&path, serde_json::to_string(&plan).unwrap()).unwrap();
+        nets.push((seed, g.canonical_key(), plan.num_params, macs, ips, path));
+    }
+    // Convolution primitives at a typical shape (T*B = 256 images, 8 -> 8 channels, 16x16, k 3).
+    let s = ConvShape {
+        n: t * b,
+        cin: 8,
+        h: 16,
+        w: 16,
+        cout: 8,
+        k: 3,
+        stride: 1,
+        shift: false,
+    };
+    let xs: Vec<f32> = (0..s.in_len())
+        .map(|i| ((i * 7) % 5 == 0) as u8 as f32)
+        .collect();
+    let w: Vec<f32> = (0..s.weight_len()).map(|i| (i % 7) as f32 * 0.01).collect();
+    let gy: Vec<f32> = (0..s.out_len()).map(|i| (i % 11) as f32 * 0.01).collect();
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let st = Instant::now();
+        for _ in 0..5 {
+            f();
+        }
+        st.elapsed().as_secs_f64() / 5.0
+    };
+    let mut y = vec![0.0; s.out_len()];
+    let fwd = time(&mut || conv2d(&xs, &w, &s, &mut y));
+    let mut gx = vec![0.0; s.in_len()];
+    let bin = time(&mut || msenas::cpu::grad::conv2d_backward_input(&gy, &w, &s, &mut gx));
+    let mut gw = vec![0.0; s.weight_len()];
+    let bw = time(&mut || msenas::cpu::grad::conv2d_backward_weight(&xs, &gy, &s, &mut gw));
+    let gmacs = |secs: f64| s.macs_per_image() as f64 * s.n as f64 / secs / 1e9;
+
+    let torch = torch_bench(&nets, c, t, b, size, quick);
+    let rows: Vec<String> = nets
+        .iter()
+        .map(|(seed, key, params, macs, ips, _)| {
+            format!(
+                "{{\"genome_seed\": {seed}, \"key\": {key:?}, \"params\": {params}, \"macs_per_step\": {macs}, \"cpu_reference_images_per_s\": {ips:.2}}}"
+            )
+        })
+        .collect();
+    println!(
+        "{{\"bench\": \"train\", \"width\": {c}, \"timesteps\": {t}, \"batch\": {b}, \"size\": {size}, \"threads\": {}, \"networks\": [{}], \"conv_gmacs_per_s\": {{\"forward\": {:.3}, \"backward_input\": {:.3}, \"backward_weight\": {:.3}}}, \"torch\": {torch}}}",
+        rayon::current_num_threads(),
+        rows.join(", "),
+        gmacs(fwd),
+        gmacs(bin),
+        gmacs(bw)
+    );
+    let _ = std::fs::remove_dir_all(&dump_dir);
+}
+
+/// Runs `scripts/train_torch_bench.py` on the dumped plans; `null` when torch is missing.
+fn torch_bench(
+    nets: &[(u64, String, usize, usize, f64, std::path::PathBuf)],
+    c: usize,
+    t: usize,
+    b: usize,
+    size: usize,
+    quick: bool,
+) -> String {
+    let _ = (c, size);
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        return "null".into();
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/train_torch_bench.py");
+    let mut args = vec![
+        script.to_string(),
+        "--timesteps".into(),
+        t.to_string(),
+        "--batch".into(),
+        b.to_string(),
+        "--reps".into(),
+        if quick { "1".into() } else { "3".into() },
+    ];
+    for n in nets {
+        args.push(n.5.display().to_string());
+    }
+    match std::process::Command::new("python3").args(&args).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(o) => format!(
+            "{{\"error\": {:?}}}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ),
+        Err(e) => format!("{{\"error\": {:?}}}", e.to_string()),
+    }
+}

@@ -1,0 +1,185 @@
+//! `msenas train`: train a genome (or a search run's best genome) on a dataset with
+//! backpropagation through time, on the CPU reference.
+
+use crate::config::TrainConfig;
+use crate::data::{self, DataOptions};
+use crate::genome::{Genome, SearchSpace};
+use crate::train::{self, checkpoint::Checkpoint, Network};
+use crate::Error;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A genome JSON file, or a search run folder (its best.json). Not needed with --resume.
+    pub genome: Option<PathBuf>,
+    /// Dataset name (digits, digits_dvs, mnist, fashion_mnist, cifar10, cifar100,
+    /// dvs128_gesture, cifar10_dvs).
+    #[arg(long, default_value = "digits")]
+    pub dataset: String,
+    /// Folder holding the dataset's files (not needed for the bundled sets).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Resize inputs to SIZE x SIZE (default: the dataset's own default).
+    #[arg(long)]
+    pub size: Option<usize>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Time steps T (default 4).
+    #[arg(long)]
+    pub timesteps: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate (the rate used is LR * batch / 1024).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Base width C (default 8).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Seed of the weights, the shuffling and the augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Surrogate gradient: triangle, sigmoid or atan (optionally NAME:ALPHA).
+    #[arg(long)]
+    pub surrogate: Option<String>,
+    /// Loss: ce (cross-entropy with label smoothing) or mse (on time-averaged outputs).
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Run folder (default: train-DATASET-sSEED).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint, with its own settings.
+    #[arg(long, conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// A genome file, or a run folder's best genome.
+pub fn genome_path(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.join("best.json")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(dir) = a.resume.clone() {
+        return resume(a, &dir);
+    }
+    let Some(gpath) = a.genome.as_deref() else {
+        return Err(
+            Error::input("give a genome file or run folder to train, or --resume DIR").into(),
+        );
+    };
+    let genome = super::read_genome(&genome_path(gpath))?;
+    let space = SearchSpace::default();
+    let mut cfg = TrainConfig::default();
+    if let Some(v) = a.epochs {
+        cfg.epochs = v;
+    }
+    if let Some(v) = a.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = a.lr {
+        cfg.lr = v;
+    }
+    if let Some(v) = &a.surrogate {
+        cfg.surrogate = v.clone();
+    }
+    if let Some(v) = &a.loss {
+        cfg.loss = v.clone();
+    }
+    let timesteps = a.timesteps.unwrap_or(space.timesteps);
+    let width = a.width.unwrap_or(space.width);
+    let ds = data::load(
+        &a.dataset,
+        &DataOptions {
+            data_dir: a.data_dir.clone(),
+            timesteps,
+            size: a.size,
+            seed: a.seed,
+            ..Default::default()
+        },
+    )?;
+    let mut spec = ds.spec;
+    spec.timesteps = timesteps;
+    let net = Network::from_genome(genome, &spec, width, space.reduce_kernel)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("train-{}-s{}", a.dataset, a.seed)));
+    if out.join("state.ckpt").exists() {
+        return Err(Error::input(format!(
+            "{}: already holds a training run (continue it with --resume {0}, or choose another --out)",
+            out.display()
+        ))
+        .into());
+    }
+    finish(train::train(
+        &net, &ds, &cfg, a.seed, &out, false, !a.quiet,
+    )?)
+}
+
+fn resume(a: Args, dir: &Path) -> anyhow::Result<()> {
+    let given = [
+        ("a genome", a.genome.is_some()),
+        ("--epochs", a.epochs.is_some()),
+        ("--timesteps", a.timesteps.is_some()),
+        ("--batch-size", a.batch_size.is_some()),
+        ("--lr", a.lr.is_some()),
+        ("--width", a.width.is_some()),
+        ("--surrogate", a.surrogate.is_some()),
+        ("--loss", a.loss.is_some()),
+        ("--size", a.size.is_some()),
+    ];
+    if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
+        return Err(Error::input(format!(
+            "--resume continues with the settings stored in {}; {name} cannot be given with it",
+            dir.display()
+        ))
+        .into());
+    }
+    let path = dir.join("state.ckpt");
+    let ck = Checkpoint::read(&path)?;
+    let m = ck.meta;
+    let genome = match &m.genome {
+        Some(v) => Some(
+            Genome::from_json(&v.to_string())
+                .map_err(|e| Error::input(format!("{}: genome: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let ds = data::load(
+        &m.dataset,
+        &DataOptions {
+            data_dir: a.data_dir.clone(),
+            timesteps: m.plan.spec.timesteps,
+            size: Some(m.plan.spec.height),
+            seed: m.seed,
+            ..Default::default()
+        },
+    )?;
+    let net = Network {
+        genome,
+        plan: m.plan,
+    };
+    finish(train::train(
+        &net, &ds, &m.config, m.seed, dir, true, !a.quiet,
+    )?)
+}
+
+fn finish(r: train::TrainResult) -> anyhow::Result<()> {
+    println!(
+        "test accuracy {:.2}% (best epoch {} of {}, validation {:.2}%), {} parameters, {:.1} s; run folder {}",
+        100.0 * r.test_acc,
+        r.best_epoch,
+        r.epochs,
+        100.0 * r.best_val_acc,
+        r.params,
+        r.wall_s,
+        r.out_dir.display()
+    );
+    Ok(())
+}

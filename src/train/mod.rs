@@ -1,0 +1,657 @@
+//! Training by backpropagation through time with surrogate gradients (SPEC §4), on the CPU
+//! reference: the oracle for the GPU backward kernels.
+//!
+//! - [`backprop`]: the tape forward pass and the reverse pass over a plan;
+//! - [`optim`]: AdamW and the warm-up + cosine schedule;
+//! - [`checkpoint`]: the binary checkpoint format (exact resume);
+//! - [`eval`]: accuracy, firing rates, synaptic operations, energy, accuracy under noise;
+//! - [`train`] / [`train_with`]: the epoch loop writing a run folder:
+//!   `state.ckpt` (after every epoch), `model.ckpt` (the best epoch so far), `log.csv`,
+//!   `curves.png`, `result.json`.
+//!
+//! Determinism: every random draw comes from [`rng::SplitMix64`] streams keyed by (seed, epoch),
+//! every parallel primitive splits work so that no float sum depends on thread scheduling, so a
+//! run is a function of its inputs and a resumed run ends bit-identical to an uninterrupted one.
+
+pub mod backprop;
+pub mod checkpoint;
+pub mod eval;
+pub mod optim;
+pub mod rng;
+
+use crate::config::TrainConfig;
+use crate::cpu::grad::{mse_rate_loss, softmax_cross_entropy, Surrogate};
+use crate::cpu::{bn_update_running, BnRunning, LifParams};
+use crate::data::{augment_events, Dataset, EventAugment, Split};
+use crate::genome::Genome;
+use crate::plan::Plan;
+use crate::{Error, Result};
+use checkpoint::{bn_len, flatten_bn, unflatten_bn, Checkpoint, EpochLog, Meta};
+use optim::{lr_at, peak_lr, AdamW};
+use rng::{SplitMix64, STREAM_TRAIN};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Batch-norm epsilon and running-statistics momentum (PyTorch's).
+pub const BN_EPS: f32 = 1e-5;
+pub const BN_MOMENTUM: f32 = 0.1;
+
+/// A network to train: a plan, and the genome it came from when there is one.
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub genome: Option<Genome>,
+    pub plan: Plan,
+}
+
+impl Network {
+    /// Compile a genome for a dataset's data spec.
+    pub fn from_genome(
+        genome: Genome,
+        spec: &crate::DataSpec,
+        width: usize,
+        reduce_kernel: usize,
+    ) -> Result<Network> {
+        let plan = Plan::compile(&genome, spec, width, reduce_kernel)
+            .map_err(|e| Error::input(format!("genome does not compile: {e}")))?;
+        Ok(Network {
+            genome: Some(genome),
+            plan,
+        })
+    }
+
+    pub fn from_plan(plan: Plan) -> Network {
+        Network { genome: None, plan }
+    }
+}
+
+/// The training loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Loss {
+    /// Softmax cross-entropy of the time-averaged logits with label smoothing.
+    CrossEntropy,
+    /// MSE between the time-averaged outputs and one-hot labels.
+    Mse,
+}
+
+impl Loss {
+    pub fn parse(s: &str) -> Option<Loss> {
+        match s {
+            "ce" => Some(Loss::CrossEntropy),
+            "mse" => Some(Loss::Mse),
+            _ => None,
+        }
+    }
+
+    /// Loss and `dL/dlogits` of a batch.
+    pub fn eval(
+        self,
+        logits: &[f32],
+        labels: &[u16],
+        classes: usize,
+        smoothing: f32,
+    ) -> (f32, Vec<f32>) {
+        match self {
+            Loss::CrossEntropy => softmax_cross_entropy(logits, labels, classes, smoothing),
+            Loss::Mse => mse_rate_loss(logits, labels, classes),
+        }
+    }
+}
+
+/// What a training run returns (also written as `result.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainResult {
+    pub dataset: String,
+    pub key: String,
+    pub params: usize,
+    pub epochs: usize,
+    /// 1-based epoch whose weights were kept (highest validation accuracy, earliest on ties).
+    pub best_epoch: usize,
+    #[serde(deserialize_with = "checkpoint::de_nan")]
+    pub best_val_acc: f64,
+    /// Top-1 accuracy on the test split with the best weights, measured once at the end.
+    #[serde(deserialize_with = "checkpoint::de_nan")]
+    pub test_acc: f64,
+    #[serde(deserialize_with = "checkpoint::de_nan")]
+    pub test_loss: f64,
+    pub history: Vec<EpochLog>,
+    /// Wall time of this call (a resumed run counts only its own part).
+    pub wall_s: f64,
+    pub out_dir: PathBuf,
+}
+
+/// Extra controls of a run (tests use `stop_after` to simulate an interruption).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Return after this many completed epochs (counted from epoch 1), as if killed after the
+    /// checkpoint was written; the result's test numbers are then NaN.
+    pub stop_after: Option<usize>,
+}
+
+/// Resolved training settings.
+struct Settings {
+    loss: Loss,
+    surrogate: Surrogate,
+    lif: LifParams,
+}
+
+fn settings(cfg: &TrainConfig) -> Result<Settings> {
+    let loss = Loss::parse(&cfg.loss)
+        .ok_or_else(|| Error::input(format!("train.loss: '{}' (allowed: ce, mse)", cfg.loss)))?;
+    let surrogate = Surrogate::parse(&cfg.surrogate).ok_or_else(|| {
+        Error::input(format!(
+            "train.surrogate: '{}' (allowed: triangle, sigmoid, atan, optionally NAME:ALPHA)",
+            cfg.surrogate
+        ))
+    })?;
+    if cfg.epochs == 0 {
+        return Err(Error::input("train.epochs: 0 (allowed: at least 1)"));
+    }
+    if cfg.batch_size == 0 {
+        return Err(Error::input("train.batch_size: 0 (allowed: at least 1)"));
+    }
+    if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
+        return Err(Error::input(format!("train.lr: {} (allowed: > 0)", cfg.lr)));
+    }
+    Ok(Settings {
+        loss,
+        surrogate,
+        lif: LifParams::default(),
+    })
+}
+
+/// Check that a plan was compiled for this dataset's data spec.
+pub fn check_spec(plan: &Plan, ds: &Dataset) -> Result<()> {
+    let (p, d) = (&plan.spec, &ds.spec);
+    if (p.in_ch, p.height, p.width, p.classes) != (d.in_ch, d.height, d.width, d.classes) {
+        return Err(Error::input(format!(
+            "the network expects {} channels of {}x{} and {} classes; dataset '{}' has {} channels of {}x{} and {} classes",
+            p.in_ch, p.height, p.width, p.classes, ds.name, d.in_ch, d.height, d.width, d.classes
+        )));
+    }
+    if ds.train.frames > 1 && ds.train.frames != p.timesteps {
+        return Err(Error::input(format!(
+            "dataset '{}' was framed into {} time steps, the network runs {}",
+            ds.name, ds.train.frames, p.timesteps
+        )));
+    }
+    Ok(())
+}
+
+/// Loss and top-1 accuracy of a split with running batch-norm statistics (evaluation mode).
+pub fn evaluate_split(
+    plan: &Plan,
+    params: &[f32],
+    bn: &BnRunning,
+    split: &Split,
+    batch: usize,
+    loss: Loss,
+    smoothing: f32,
+) -> (f64, f64) {
+    if split.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let t = plan.spec.timesteps;
+    let k = plan.spec.classes;
+    let idx: Vec<usize> = (0..split.len()).collect();
+    let (mut total_loss, mut correct) = (0.0f64, 0usize);
+    for chunk in idx.chunks(batch.max(1)) {
+        let x = split.batch(chunk, if split.frames == 1 { 1 } else { t });
+        let mut o = crate::cpu::ForwardOptions::new(t, chunk.len());
+        o.bn = crate::cpu::BnMode::Running(bn);
+        let out = crate::cpu::forward(plan, params, &x, &o);
+        let labels = split.labels_of(chunk);
+        let (l, _) = loss.eval(&out.logits, &labels, k, smoothing);
+        total_loss += f64::from(l) * chunk.len() as f64;
+        correct += count_correct(&out.logits, &labels, k);
+    }
+    (
+        total_loss / split.len() as f64,
+        correct as f64 / split.len() as f64,
+    )
+}
+
+/// Rows whose largest logit (first on ties) is the label.
+pub fn count_correct(logits: &[f32], labels: &[u16], k: usize) -> usize {
+    labels
+        .iter()
+        .enumerate()
+        .filter(|&(r, &l)| argmax(&logits[r * k..(r + 1) * k]) == l as usize)
+        .count()
+}
+
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (j, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = j;
+        }
+    }
+    best
+}
+
+/// Train `net` on `ds` (see [`train_with`]).
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    net: &Network,
+    ds: &Dataset,
+    cfg: &TrainConfig,
+    seed: u64,
+    out_dir: &Path,
+    resume: bool,
+    progress: bool,
+) -> Result<TrainResult> {
+    train_with(
+        net,
+        ds,
+        cfg,
+        seed,
+        out_dir,
+        resume,
+        progress,
+        &RunOptions::default(),
+    )
+}
+
+/// The whole state of a run between epochs.
+struct State {
+    params: Vec<f32>,
+    bn: BnRunning,
+    opt: AdamW,
+    epoch: usize,
+    best_epoch: usize,
+    best_val_acc: f64,
+    best_params: Vec<f32>,
+    best_bn: BnRunning,
+    history: Vec<EpochLog>,
+}
+
+/// Train with the epoch loop: each epoch shuffles the training split (seeded by (seed, epoch)),
+/// augments static images (random crop with `crop_pad` zero padding, horizontal flip when
+/// `flip`), runs forward + backward per batch, updates batch-norm running statistics and takes an
+/// AdamW step at the scheduled rate; then measures the validation split and keeps the best
+/// epoch's weights, writes `state.ckpt`, `model.ckpt` (when the best changed), `log.csv` and
+/// `curves.png`. After the last epoch the test split is measured once with the best weights and
+/// `result.json` is written. With `resume`, the run continues from `out_dir/state.ckpt`, which
+/// must have been written by the same network, dataset, config and seed.
+#[allow(clippy::too_many_arguments)]
+pub fn train_with(
+    net: &Network,
+    ds: &Dataset,
+    cfg: &TrainConfig,
+    seed: u64,
+    out_dir: &Path,
+    resume: bool,
+    progress: bool,
+    opts: &RunOptions,
+) -> Result<TrainResult> {
+    let start = Instant::now();
+    let plan = &net.plan;
+    let st = settings(cfg)?;
+    check_spec(plan, ds)?;
+    if ds.train.is_empty() {
+        return Err(Error::input(format!(
+            "dataset '{}' has no training samples",
+            ds.name
+        )));
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let genome_json: Option<serde_json::Value> = net
+        .genome
+        .as_ref()
+        .map(|g| serde_json::from_str(&g.to_json()).expect("genome JSON"));
+    let state_path = out_dir.join("state.ckpt");
+    let mut s = if resume && state_path.exists() {
+        load_state(&state_path, plan, cfg, seed, &ds.name)?
+    } else if resume {
+        return Err(Error::input(format!(
+            "{}: no checkpoint to resume from",
+            state_path.display()
+        )));
+    } else {
+        let params = crate::cpu::init_params(plan, seed);
+        State {
+            bn: BnRunning::new(plan),
+            opt: AdamW::new(plan, cfg.weight_decay),
+            epoch: 0,
+            best_epoch: 0,
+            best_val_acc: -1.0,
+            best_params: params.clone(),
+            best_bn: BnRunning::new(plan),
+            history: Vec::new(),
+            params,
+        }
+    };
+
+    let t = plan.spec.timesteps;
+    let k = plan.spec.classes;
+    let n_train = ds.train.len();
+    let bs = cfg.batch_size.min(n_train);
+    let steps_per_epoch = n_train.div_ceil(bs) as u64;
+    let total_steps = steps_per_epoch * cfg.epochs as u64;
+    let warmup = steps_per_epoch * cfg.warmup_epochs as u64;
+    let peak = peak_lr(cfg.lr, bs);
+    let static_images = ds.train.frames == 1;
+    let aug = EventAugment {
+        pad: cfg.crop_pad,
+        flip: cfg.flip,
+        max_rotate_deg: 0.0,
+    };
+    let augment = static_images && (cfg.crop_pad > 0 || cfg.flip);
+    let (c, h, w) = (ds.train.c, ds.train.h, ds.train.w);
+    let meta_base = |kind: &str, epoch: usize, s: &State| Meta {
+        kind: kind.into(),
+        genome: genome_json.clone(),
+        plan: plan.clone(),
+        config: cfg.clone(),
+        dataset: ds.name.clone(),
+        seed,
+        epoch,
+        best_epoch: s.best_epoch,
+        best_val_acc: s.best_val_acc,
+        history: s.history.clone(),
+        adam_step: s.opt.step,
+        rng_state: SplitMix64::for_epoch(seed, s.epoch as u64, STREAM_TRAIN).state,
+        sections: Vec::new(),
+    };
+
+    while s.epoch < cfg.epochs {
+        if opts.stop_after.is_some_and(|e| s.epoch >= e) {
+            break;
+        }
+        let epoch_start = Instant::now();
+        let mut rng = SplitMix64::for_epoch(seed, s.epoch as u64, STREAM_TRAIN);
+        let mut order: Vec<usize> = (0..n_train).collect();
+        rng.shuffle(&mut order);
+        let bar = progress_bar(progress, steps_per_epoch, s.epoch + 1, cfg.epochs);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut lr = 0.0;
+        for chunk in order.chunks(bs) {
+            let b = chunk.len();
+            let mut x = ds.train.batch(chunk, if static_images { 1 } else { t });
+            if augment {
+                augment_events(&mut x, 1, b, c, h, w, &aug, &mut rng);
+            }
+            let tape = backprop::forward_tape(
+                plan,
+                &s.params,
+                &x,
+                t,
+                b,
+                st.lif,
+                BN_EPS,
+                backprop::Hooks::default(),
+            );
+            let labels = ds.train.labels_of(chunk);
+            let logits = tape.logits(plan);
+            let (loss, gl) = st.loss.eval(logits, &labels, k, cfg.label_smoothing);
+            correct += count_correct(logits, &labels, k);
+            loss_sum += f64::from(loss) * b as f64;
+            seen += b;
+            for (i, &ch) in plan.bn_channels.iter().enumerate() {
+                let (mean, var) = &tape.bn_stats[i];
+                let hw = bn_hw(plan, i);
+                bn_update_running(
+                    &mut s.bn.mean[i],
+                    &mut s.bn.var[i],
+                    mean,
+                    var,
+                    t * b * hw,
+                    BN_MOMENTUM,
+                );
+                debug_assert_eq!(mean.len(), ch);
+            }
+            let grad = backprop::backward(plan, &s.params, tape, &gl, st.lif, st.surrogate, BN_EPS);
+            lr = lr_at(peak, s.opt.step, total_steps, warmup);
+            s.opt.update(&mut s.params, &grad, lr);
+            let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "loss {:.4} acc {:.1}% {:.0} img/s",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                seen as f64 / secs
+            ));
+            bar.inc(1);
+        }
+        let train_secs = epoch_start.elapsed().as_secs_f64();
+        let (val_loss, val_acc) = evaluate_split(
+            plan,
+            &s.params,
+            &s.bn,
+            &ds.val,
+            256,
+            st.loss,
+            cfg.label_smoothing,
+        );
+        s.epoch += 1;
+        // With no validation split every epoch counts as better (the last one is kept).
+        let improved = val_acc.is_nan() || val_acc > s.best_val_acc;
+        if improved {
+            s.best_val_acc = val_acc;
+            s.best_epoch = s.epoch;
+            s.best_params = s.params.clone();
+            s.best_bn = s.bn.clone();
+        }
+        s.history.push(EpochLog {
+            epoch: s.epoch,
+            lr,
+            train_loss: loss_sum / seen as f64,
+            train_acc: correct as f64 / seen as f64,
+            val_loss,
+            val_acc,
+            images_per_s: seen as f64 / train_secs.max(1e-9),
+            seconds: epoch_start.elapsed().as_secs_f64(),
+        });
+        bar.finish_with_message(format!(
+            "loss {:.4} acc {:.1}% val {:.1}% {:.0} img/s",
+            loss_sum / seen as f64,
+            100.0 * correct as f64 / seen as f64,
+            100.0 * val_acc,
+            seen as f64 / train_secs.max(1e-9)
+        ));
+        if improved {
+            model_checkpoint(meta_base("model", s.epoch, &s), &s.best_params, &s.best_bn)
+                .write(&out_dir.join("model.ckpt"))?;
+        }
+        state_checkpoint(meta_base("state", s.epoch, &s), &s).write(&state_path)?;
+        write_log(out_dir, &s.history)?;
+    }
+
+    let finished = s.epoch >= cfg.epochs;
+    let (test_loss, test_acc) = if finished {
+        evaluate_split(
+            plan,
+            &s.best_params,
+            &s.best_bn,
+            &ds.test,
+            256,
+            st.loss,
+            cfg.label_smoothing,
+        )
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    let result = TrainResult {
+        dataset: ds.name.clone(),
+        key: plan.key.clone(),
+        params: plan.num_params,
+        epochs: s.epoch,
+        best_epoch: s.best_epoch,
+        best_val_acc: s.best_val_acc,
+        test_acc,
+        test_loss,
+        history: s.history.clone(),
+        wall_s: start.elapsed().as_secs_f64(),
+        out_dir: out_dir.to_path_buf(),
+    };
+    if finished {
+        let json = serde_json::to_string_pretty(&result).expect("result serialises") + "\n";
+        crate::cli::write_atomic(&out_dir.join("result.json"), json.as_bytes())?;
+    }
+    Ok(result)
+}
+
+/// `H*W` of batch-norm layer `i`.
+fn bn_hw(plan: &Plan, i: usize) -> usize {
+    plan.ops
+        .iter()
+        .find_map(|op| match op {
+            crate::plan::Op::BatchNorm { y, bn, .. } if *bn == i => Some(plan.tensors[*y].hw()),
+            _ => None,
+        })
+        .expect("every batch-norm slot has an op")
+}
+
+fn progress_bar(on: bool, steps: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+    if !on {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}",
+        )
+        .expect("progress template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+    bar
+}
+
+fn model_checkpoint(meta: Meta, params: &[f32], bn: &BnRunning) -> Checkpoint {
+    let (m, v) = flatten_bn(bn);
+    Checkpoint {
+        meta,
+        sections: vec![
+            ("params".into(), params.to_vec()),
+            ("bn_mean".into(), m),
+            ("bn_var".into(), v),
+        ],
+    }
+}
+
+fn state_checkpoint(meta: Meta, s: &State) -> Checkpoint {
+    let mut ck = model_checkpoint(meta, &s.params, &s.bn);
+    let (bm, bv) = flatten_bn(&s.best_bn);
+    ck.sections.extend([
+        ("adam_m".into(), s.opt.m.clone()),
+        ("adam_v".into(), s.opt.v.clone()),
+        ("best_params".into(), s.best_params.clone()),
+        ("best_bn_mean".into(), bm),
+        ("best_bn_var".into(), bv),
+    ]);
+    ck
+}
+
+fn load_state(
+    path: &Path,
+    plan: &Plan,
+    cfg: &TrainConfig,
+    seed: u64,
+    dataset: &str,
+) -> Result<State> {
+    let ck = Checkpoint::read(path)?;
+    let m = &ck.meta;
+    let mismatch = |what: &str| {
+        Error::input(format!(
+            "{}: the checkpoint was written with a different {what}; resume with the same settings",
+            path.display()
+        ))
+    };
+    if m.kind != "state" {
+        return Err(Error::input(format!(
+            "{}: not a training-state checkpoint",
+            path.display()
+        )));
+    }
+    if m.plan != *plan {
+        return Err(mismatch("network"));
+    }
+    if m.config != *cfg {
+        return Err(mismatch("training config"));
+    }
+    if m.seed != seed {
+        return Err(mismatch("seed"));
+    }
+    if m.dataset != dataset {
+        return Err(mismatch("dataset"));
+    }
+    let np = plan.num_params;
+    let nb = bn_len(plan);
+    let mut opt = AdamW::new(plan, cfg.weight_decay);
+    opt.step = m.adam_step;
+    opt.m = ck.need("adam_m", np, path)?;
+    opt.v = ck.need("adam_v", np, path)?;
+    Ok(State {
+        params: ck.need("params", np, path)?,
+        bn: unflatten_bn(
+            plan,
+            &ck.need("bn_mean", nb, path)?,
+            &ck.need("bn_var", nb, path)?,
+        ),
+        opt,
+        epoch: m.epoch,
+        best_epoch: m.best_epoch,
+        best_val_acc: m.best_val_acc,
+        best_params: ck.need("best_params", np, path)?,
+        best_bn: unflatten_bn(
+            plan,
+            &ck.need("best_bn_mean", nb, path)?,
+            &ck.need("best_bn_var", nb, path)?,
+        ),
+        history: m.history.clone(),
+    })
+}
+
+/// `log.csv` (one row per epoch) and `curves.png` (loss and accuracy per epoch).
+fn write_log(out_dir: &Path, history: &[EpochLog]) -> Result<()> {
+    let mut csv =
+        String::from("epoch,lr,train_loss,train_acc,val_loss,val_acc,images_per_s,seconds\n");
+    for e in history {
+        csv += &format!(
+            "{},{:e},{:.6},{:.6},{:.6},{:.6},{:.2},{:.3}\n",
+            e.epoch,
+            e.lr,
+            e.train_loss,
+            e.train_acc,
+            e.val_loss,
+            e.val_acc,
+            e.images_per_s,
+            e.seconds
+        );
+    }
+    crate::cli::write_atomic(&out_dir.join("log.csv"), csv.as_bytes())?;
+    use crate::report::plot::{line_chart, Series};
+    let pts = |f: &dyn Fn(&EpochLog) -> f64| -> Vec<(f64, f64)> {
+        history.iter().map(|e| (e.epoch as f64, f(e))).collect()
+    };
+    line_chart(
+        &out_dir.join("curves.png"),
+        "training curves",
+        "epoch",
+        "loss / accuracy",
+        &[
+            Series::new("train loss", pts(&|e| e.train_loss)),
+            Series::new("val loss", pts(&|e| e.val_loss)),
+            Series::new("train accuracy", pts(&|e| e.train_acc)),
+            Series::new("val accuracy", pts(&|e| e.val_acc)),
+        ],
+    )
+}
+
+/// Read a model checkpoint (or the best weights of a training-state checkpoint): the plan, the
+/// weights and the batch-norm running statistics.
+pub fn load_model(path: &Path) -> Result<(Checkpoint, Vec<f32>, BnRunning)> {
+    let ck = Checkpoint::read(path)?;
+    let plan = &ck.meta.plan;
+    let np = plan.num_params;
+    let nb = bn_len(plan);
+    let (p, m, v) = if ck.meta.kind == "state" {
+        ("best_params", "best_bn_mean", "best_bn_var")
+    } else {
+        ("params", "bn_mean", "bn_var")
+    };
+    let params = ck.need(p, np, path)?;
+    let bn = unflatten_bn(plan, &ck.need(m, nb, path)?, &ck.need(v, nb, path)?);
+    Ok((ck, params, bn))
+}
