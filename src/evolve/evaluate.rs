@@ -588,19 +588,33 @@ impl<B: SpikeBackend> Evaluator for ScoringEvaluator<B> {
     }
 }
 
-/// The evaluator for a `--device` value: `cpu`, `auto` (the GPU evaluator when this build has
-/// one, else the CPU reference) or `gpu` / an adapter name.
+/// The evaluator for a `--device` value: `cpu` (the reference), `auto` (a hardware GPU when
+/// there is one, else the CPU reference), `gpu` or part of an adapter's name.
 pub fn make_evaluator(
     device: &str,
     settings: EvalSettings,
     probe: Probe,
 ) -> Result<Box<dyn Evaluator>> {
+    use super::gpu_backend::GpuBackend;
+    use crate::gpu::DeviceChoice;
     match device {
-        "cpu" | "auto" => Ok(Box::new(CpuEvaluator::cpu(settings, probe)?)),
-        other => Err(Error::input(format!(
-            "--device {other}: this build has no GPU evaluator yet (the wgpu executor is not \
-             wired into scoring); use --device cpu or auto"
-        ))),
+        "cpu" => Ok(Box::new(CpuEvaluator::cpu(settings, probe)?)),
+        // A hardware GPU when there is one; a CPU Vulkan driver (lavapipe) is slower than the
+        // CPU reference, so `auto` falls back to the reference instead.
+        "auto" => match GpuBackend::new(&DeviceChoice::Gpu) {
+            Ok(b) => Ok(Box::new(ScoringEvaluator::new(b, settings, probe)?)),
+            Err(_) => Ok(Box::new(CpuEvaluator::cpu(settings, probe)?)),
+        },
+        other => {
+            let choice: DeviceChoice = other.parse()?;
+            let b = GpuBackend::new(&choice).map_err(|e| {
+                Error::input(format!(
+                    "--device {other}: {e} (allowed: cpu, auto, gpu or part of an adapter name; \
+                     `msenas devices` lists them)"
+                ))
+            })?;
+            Ok(Box::new(ScoringEvaluator::new(b, settings, probe)?))
+        }
     }
 }
 
@@ -802,7 +816,7 @@ mod tests {
         assert!(settings(&["short_train"]).validate().is_err());
         assert!(settings(&["rdmm"]).validate().is_err());
         assert!(settings(&["rdm", "rdm"]).validate().is_err());
-        assert!(make_evaluator("gpu", settings(&["rdm"]), probe()).is_err());
+        assert!(make_evaluator("no-such-adapter-anywhere", settings(&["rdm"]), probe()).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and its run folder.
 
 pub mod evaluate;
+pub mod gpu_backend;
 pub mod nsga2;
 pub mod run_dir;
 pub mod search;

@@ -807,8 +807,9 @@ fn parse(plan: &Plan, t: usize, b: usize, want: Outputs, words: &[u32]) -> GpuOu
         if want.counts() {
             let total: u64 = counts.iter().map(|&c| c as u64).sum();
             out.spike_counts.push(total);
+            // The CPU reference's f32 division, so scores built on rates agree bit for bit.
             out.firing_rates
-                .push(total as f64 / (t * b * p.neurons).max(1) as f64);
+                .push((total as f32 / (t * b * p.neurons).max(1) as f32) as f64);
         }
         if want.stats {
             let hamming_per_t = next(t * b * b).to_vec();
