@@ -39,6 +39,10 @@ pub struct Args {
     /// Write the plan, weights, input, logits and spikes of every population to this folder.
     #[arg(long, value_name = "DIR")]
     pub dump: Option<PathBuf>,
+    /// Where to run: cpu (the reference), auto, gpu, or part of an adapter's name (`msenas
+    /// devices` lists them). --dump needs cpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// A JSON config file.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -93,12 +97,37 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let labels = split.labels_of(&idx);
     let input = split.batch(&idx, t);
+    if a.device != "cpu" && a.dump.is_some() {
+        return Err(Error::input("--dump: needs --device cpu (the reference)").into());
+    }
     let params = init_params(&plan, seed);
     let mut fo = ForwardOptions::new(t, a.batch);
     fo.record_spikes = a.dump.is_some();
-    let start = Instant::now();
-    let out = forward(&plan, &params, &input, &fo);
-    let secs = start.elapsed().as_secs_f64();
+    let (out, rates, counts, secs, device) = if a.device == "cpu" {
+        let start = Instant::now();
+        let out = forward(&plan, &params, &input, &fo);
+        let secs = start.elapsed().as_secs_f64();
+        let rates: Vec<f64> = out.firing_rates.iter().map(|&r| r as f64).collect();
+        let counts = out.spike_counts.clone();
+        let device = format!("the CPU ({} threads)", rayon::current_num_threads());
+        (Some(out), rates, counts, secs, device)
+    } else {
+        use crate::gpu::{DeviceChoice, GpuContext, GpuExecutor, Outputs};
+        let choice: DeviceChoice = a.device.parse()?;
+        let ctx = std::sync::Arc::new(GpuContext::new(&choice)?);
+        let device = format!("{} ({:?})", ctx.info.name, ctx.info.backend);
+        let mut ex = GpuExecutor::new(ctx);
+        let want = Outputs {
+            firing_rates: true,
+            ..Outputs::default()
+        };
+        // The first pass builds pipelines and buffers; time the second.
+        ex.forward(&plan, seed, &input, t, a.batch, want)?;
+        let start = Instant::now();
+        let g = ex.forward(&plan, seed, &input, t, a.batch, want)?;
+        let secs = start.elapsed().as_secs_f64();
+        (None, g.firing_rates, g.spike_counts, secs, device)
+    };
 
     println!(
         "{}: {dataset} test, {} {} images, T = {t}, C = {width}, seed {seed}; {} params",
@@ -126,24 +155,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         };
         println!(
             "{i:>3}  {:<name_w$}  {:>8}  {:>8.4}{tag}",
-            p.name, p.neurons, out.firing_rates[i]
+            p.name, p.neurons, rates[i]
         );
     }
-    let total: u64 = out.spike_counts.iter().sum();
+    let total: u64 = counts.iter().sum();
     let slots: usize = plan.populations.iter().map(|p| p.neurons).sum::<usize>() * t * a.batch;
     println!(
         "mean rate {:.4} over {} populations; silent populations: {}",
         total as f64 / slots.max(1) as f64,
         plan.populations.len(),
-        out.spike_counts.iter().filter(|&&c| c == 0).count()
+        counts.iter().filter(|&&c| c == 0).count()
     );
     println!(
-        "forward: {:.3} s on the CPU ({} threads), {:.2} ms per image",
+        "forward: {:.3} s on {device}, {:.2} ms per image",
         secs,
-        rayon::current_num_threads(),
         secs * 1e3 / a.batch as f64
     );
-    if let Some(dir) = &a.dump {
+    if let (Some(dir), Some(out)) = (&a.dump, &out) {
         let info = DumpInfo {
             dataset: &dataset,
             seed,
@@ -151,7 +179,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             labels: &labels,
             forward_seconds: secs,
         };
-        dump::write(dir, &plan, &params, &input, &fo, &out, &info)?;
+        dump::write(dir, &plan, &params, &input, &fo, out, &info)?;
         println!("dump: {}", dir.display());
     }
     Ok(())
