@@ -19,7 +19,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> rec: array<u32>;
 @group(0) @binding(2) var<storage, read_write> hamming: array<u32>;
 @group(0) @binding(3) var<storage, read_write> count_out: array<u32>;
-@group(0) @binding(4) var<storage, read_write> dot_out: array<u32>;
+@group(0) @binding(4) var<storage, read_write> dot_out: array<atomic<u32>>;
 
 // A 16 x 16 tile of sample pairs per workgroup; the 16 + 16 rows are staged CHUNK words at a time:
 // 2 * 16 * 64 * 4 B = 8 KiB of workgroup memory (half the 16 KiB default, so two workgroups can
@@ -30,13 +30,16 @@ const CHUNK: u32 = 64u;
 var<workgroup> rows_i: array<u32, 1024>;
 var<workgroup> rows_j: array<u32, 1024>;
 
-// Sum over all words of op(row i at step ti, row j at step tj) for this thread's pair, with
-// op = XOR (Hamming) or AND (inner product of spike rows). Called in uniform control flow.
-fn pair_tile(ti: u32, tj: u32, i0: u32, j0: u32, lid: vec3<u32>, li: u32, use_and: bool) -> u32 {
+// Sum over the CHUNK words from w0 of op(row i at step ti, row j at step tj) for this thread's
+// pair, with op = XOR (Hamming) or AND (inner product of spike rows). Called in uniform control
+// flow.
+fn pair_chunk(
+    ti: u32, tj: u32, i0: u32, j0: u32, w0: u32, lid: vec3<u32>, li: u32, use_and: bool,
+) -> u32 {
     let base_i = p.rec_off + ti * p.batch * p.words;
     let base_j = p.rec_off + tj * p.batch * p.words;
     var acc = 0u;
-    for (var w0 = 0u; w0 < p.words; w0 += CHUNK) {
+    {
         // 256 threads load 16 rows x 64 words of each side, 4 words per thread per side.
         for (var e = li; e < TILE * CHUNK; e += 256u) {
             let r = e / CHUNK;
@@ -68,6 +71,15 @@ fn pair_tile(ti: u32, tj: u32, i0: u32, j0: u32, lid: vec3<u32>, li: u32, use_an
     return acc;
 }
 
+// `pair_chunk` over all words.
+fn pair_tile(ti: u32, tj: u32, i0: u32, j0: u32, lid: vec3<u32>, li: u32, use_and: bool) -> u32 {
+    var acc = 0u;
+    for (var w0 = 0u; w0 < p.words; w0 += CHUNK) {
+        acc += pair_chunk(ti, tj, i0, j0, w0, lid, li, use_and);
+    }
+    return acc;
+}
+
 // hamming[t][i][j] = popcount(x_ti ^ x_tj). Dispatch: x = ceil(B / 16) (j tiles),
 // y = ceil(B / 16) (i tiles), z = T.
 @compute @workgroup_size(16, 16)
@@ -88,7 +100,12 @@ fn pairs(
 
 // summed_dot[i][j] = sum over t, t' of popcount(x_ti & x_t'j) = sum_n C_i(n) C_j(n), with C the
 // time-summed spike count (the Pearson sums of `rdm_corr`). At most N T^2, which fits u32 for
-// every network here (the host widens to u64). Dispatch: x = y = ceil(B / 16).
+// every network here (the host widens to u64). The T^2 x words work of a pair is split over
+// workgroups, one (step t, 64-word chunk) each, and summed with integer atomics (exact, order
+// free): a single invocation looping over all of it runs into the loop-iteration cap of CPU
+// drivers (llvmpipe stops a shader's loops after 65,535 iterations) and leaves a GPU with only
+// (B/16)^2 workgroups. The launcher zeroes the output first unless accumulating.
+// Dispatch: x = y = ceil(B / 16), z = T * ceil(words / 64).
 @compute @workgroup_size(16, 16)
 fn dots(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -97,15 +114,14 @@ fn dots(
 ) {
     let i = wg.y * TILE + lid.y;
     let j = wg.x * TILE + lid.x;
+    let t = wg.z % p.steps;
+    let w0 = (wg.z / p.steps) * CHUNK;
     var acc = 0u;
-    for (var t = 0u; t < p.steps; t++) {
-        for (var t2 = 0u; t2 < p.steps; t2++) {
-            acc += pair_tile(t, t2, wg.y * TILE, wg.x * TILE, lid, li, true);
-        }
+    for (var t2 = 0u; t2 < p.steps; t2++) {
+        acc += pair_chunk(t, t2, wg.y * TILE, wg.x * TILE, w0, lid, li, true);
     }
-    if i < p.batch && j < p.batch {
-        let o = p.dot_off + i * p.batch + j;
-        dot_out[o] = select(0u, dot_out[o], p.accumulate != 0u) + acc;
+    if i < p.batch && j < p.batch && acc != 0u {
+        atomicAdd(&dot_out[p.dot_off + i * p.batch + j], acc);
     }
 }
 

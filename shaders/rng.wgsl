@@ -31,3 +31,19 @@ fn fill(
     let u = rng_unit(p.stream, p.first + i);
     out[p.out_off + i] = (2.0 * u - 1.0) * p.bound;
 }
+
+// Constant fill (batch-norm gamma = 1, beta = 0): `bound` holds the value. Recorded in the
+// command stream like the random fill, so parameter slabs reused by several candidates of one
+// submission never depend on host writes, which land before the whole submission.
+@compute @workgroup_size(256)
+fn constant(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = flat_index(wg, nwg, lid, 256u);
+    if i >= p.len {
+        return;
+    }
+    out[p.out_off + i] = p.bound;
+}

@@ -699,8 +699,9 @@ on_backends!(elementwise_ops);
 // ---------------------------------------------------------------- rdm
 
 fn rdm_population_stats(ctx: &GpuContext) {
-    // B above one 16-sample tile and odd; rows longer than one 64-word chunk; a 1-word row.
-    for (ci, &(t, b, neurons)) in [(3, 19, 70 * 32 - 5), (2, 4, 7), (1, 33, 40)]
+    // B above one 16-sample tile and odd; rows longer than one 64-word chunk; a 1-word row;
+    // T^2 x words past the 65,535 loop iterations llvmpipe allows one invocation.
+    for (ci, &(t, b, neurons)) in [(3, 19, 70 * 32 - 5), (2, 4, 7), (1, 33, 40), (10, 2, 49152)]
         .iter()
         .enumerate()
     {
@@ -755,7 +756,7 @@ fn rdm_population_stats(ctx: &GpuContext) {
                     .iter()
                     .map(|v| k as u64 * v)
                     .collect::<Vec<_>>(),
-                "summed_dot"
+                "summed_dot t{t} b{b} n{neurons}"
             );
         }
     }

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod devices;
 mod evaluate;
 mod forward;
 mod run;
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Print a valid random genome as JSON.
     Sample(sample::Args),
+    /// List GPU adapters (backend, type, limits, features) and the one --device picks.
+    Devices(devices::Args),
     /// Describe a genome: cells, motifs, edges, wiring, parameter count; `--plot` draws it.
     Show(show::Args),
     /// Run the CPU reference on test images: firing rate of every population, time taken;
@@ -56,6 +59,7 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Sample(a) => sample::run(a),
+        Command::Devices(a) => devices::run(a),
         Command::Show(a) => show::run(a),
         Command::Forward(a) => forward::run(a),
         Command::Run(a) => run::run(a),

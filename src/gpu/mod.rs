@@ -5,10 +5,12 @@
 
 pub mod arena;
 pub mod context;
+pub mod executor;
 pub mod kernels;
 pub mod recorder;
 
 pub use arena::{Arena, SizeClass};
-pub use context::{list_adapters, AdapterSummary, DeviceChoice, GpuContext};
+pub use context::{list_adapters, pick_adapter, AdapterSummary, DeviceChoice, GpuContext};
+pub use executor::{memory_bytes, GpuExecutor, GpuOutput, Job, Outputs};
 pub use kernels::{KernelId, View};
 pub use recorder::Recorder;

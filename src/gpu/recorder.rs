@@ -142,7 +142,24 @@ impl<'c> Recorder<'c> {
 
     /// Encode everything into one command buffer and submit it. Does not wait.
     pub fn submit(self) -> Result<()> {
+        self.submit_timed(None)
+    }
+
+    /// Whether [`Recorder::submit_timed`] can time submissions on this device.
+    pub fn can_time(ctx: &GpuContext) -> bool {
+        ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// As [`Recorder::submit`]; with `stamps` (4 u32 elements) and a device with timestamp
+    /// queries, also writes the GPU timestamps (u64 ticks, see `Queue::get_timestamp_period`)
+    /// at the start of the first compute pass and the end of the last into `stamps`, so they
+    /// come back with the submission's other outputs.
+    pub fn submit_timed(self, stamps: Option<View<'_>>) -> Result<()> {
         let ctx = self.ctx;
+        let stamps = stamps.filter(|_| Self::can_time(ctx));
+        if let Some(v) = stamps {
+            v.need("stamps", "recorder", 4)?;
+        }
         if self.cmds.is_empty() {
             return Ok(());
         }
@@ -219,6 +236,23 @@ impl<'c> Recorder<'c> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("msenas"),
             });
+        let passes = self
+            .cmds
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                matches!(c, Cmd::Dispatch { .. })
+                    && (*i == 0 || !matches!(self.cmds[i - 1], Cmd::Dispatch { .. }))
+            })
+            .count();
+        let queries = stamps.map(|_| {
+            ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("submission time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            })
+        });
+        let mut pass_index = 0;
         let mut i = 0;
         let mut pi = 0;
         while i < self.cmds.len() {
@@ -243,9 +277,18 @@ impl<'c> Recorder<'c> {
                 }
                 Cmd::Dispatch { .. } => {
                     // Consecutive dispatches share one pass; wgpu orders them with barriers.
+                    let (first, last) = (pass_index == 0, pass_index + 1 == passes);
+                    let writes = queries.as_ref().filter(|_| first || last).map(|q| {
+                        wgpu::ComputePassTimestampWrites {
+                            query_set: q,
+                            beginning_of_pass_write_index: first.then_some(0),
+                            end_of_pass_write_index: last.then_some(1),
+                        }
+                    });
+                    pass_index += 1;
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: None,
-                        timestamp_writes: None,
+                        timestamp_writes: writes,
                     });
                     while let Some(Cmd::Dispatch {
                         kernel,
@@ -262,6 +305,18 @@ impl<'c> Recorder<'c> {
                         i += 1;
                     }
                 }
+            }
+        }
+        if let (Some(q), Some(v)) = (&queries, stamps) {
+            if passes > 0 {
+                let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("timestamps"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                enc.resolve_query_set(q, 0..2, &resolve, 0);
+                enc.copy_buffer_to_buffer(&resolve, 0, v.buffer, v.offset as u64 * 4, 16);
             }
         }
         ctx.queue.submit([enc.finish()]);

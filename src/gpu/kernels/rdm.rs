@@ -81,10 +81,53 @@ pub fn population_stats(
         &[packed.buffer, counts.buffer],
         grid_1d(t * b, 256),
     )?;
+    // One workgroup per (step, 64-word chunk), summed by atomics into zeroed outputs.
+    let z = t * words.div_ceil(64);
+    if z > 65_535 {
+        return Err(Error::Gpu(format!(
+            "{K}: {t} steps x {} word chunks exceed the grid",
+            words.div_ceil(64)
+        )));
+    }
+    if !accumulate {
+        rec.clear(dots.slice(0, b * b));
+    }
     rec.dispatch(
         KernelId::RdmDots,
         &p,
         &[packed.buffer, dots.buffer],
-        [tiles, tiles, 1],
+        [tiles, tiles, z as u32],
+    )
+}
+
+/// Only the per-(t, sample) spike counts of a packed record [T][B][words] into `counts` [T][B]
+/// (firing rates without the pair statistics).
+pub fn spike_counts(
+    rec: &mut Recorder<'_>,
+    packed: View<'_>,
+    neurons: usize,
+    t: usize,
+    b: usize,
+    counts: View<'_>,
+) -> Result<()> {
+    const K: &str = "rdm::counts";
+    let words = neurons.div_ceil(32);
+    let packed = packed.need("packed", K, t * b * words)?;
+    let counts = counts.need("counts", K, t * b)?;
+    let p = Params {
+        batch: u32_of("b", b)?,
+        steps: u32_of("t", t)?,
+        words: u32_of("words", words)?,
+        accumulate: 0,
+        rec_off: packed.offset,
+        ham_off: 0,
+        count_off: counts.offset,
+        dot_off: 0,
+    };
+    rec.dispatch(
+        KernelId::RdmCounts,
+        &p,
+        &[packed.buffer, counts.buffer],
+        grid_1d(t * b, 256),
     )
 }

@@ -39,3 +39,20 @@ pub fn uniform_fill(
         grid_1d(out.len as usize, 256),
     )
 }
+
+/// `out[i] = value` (the plan's constant-initialised parameters).
+pub fn constant_fill(rec: &mut Recorder<'_>, value: f32, out: View<'_>) -> Result<()> {
+    let p = Params {
+        stream: 0,
+        first: 0,
+        len: out.len,
+        out_off: out.offset,
+        bound: value,
+    };
+    rec.dispatch(
+        KernelId::RngConstant,
+        &p,
+        &[out.buffer],
+        grid_1d(out.len as usize, 256),
+    )
+}
