@@ -194,7 +194,7 @@ pub fn write(
         ));
     }
     let m = manifest(plan, opts, out, info);
-    let w = |name: &str, bytes: &[u8]| crate::cli::write_atomic(&dir.join(name), bytes);
+    let w = |name: &str, bytes: &[u8]| crate::fsio::write_atomic(&dir.join(name), bytes);
     let plan_json = serde_json::to_string_pretty(plan).expect("plan serialises") + "\n";
     w("plan.json", plan_json.as_bytes())?;
     w("params.f32", &f32_bytes(params))?;

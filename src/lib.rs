@@ -12,6 +12,7 @@ pub mod dump;
 pub mod error;
 pub mod evolve;
 pub mod fitness;
+pub mod fsio;
 pub mod genome;
 pub mod gpu;
 pub mod plan;

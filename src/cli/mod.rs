@@ -116,18 +116,4 @@ pub fn read_genome(path: &std::path::Path) -> crate::Result<crate::genome::Genom
         .map_err(|e| crate::Error::input(format!("{}: {e}", path.display())))
 }
 
-/// Write a file atomically: a temporary file in the same folder, then a rename.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> crate::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|s| s.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| crate::Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| crate::Error::io(path, e))
-}
+pub use crate::fsio::write_atomic;

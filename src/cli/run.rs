@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::data::{self, DataOptions};
 use crate::evolve::run_dir;
 use crate::train::{self, eval::Noise, Network};
 
@@ -109,7 +108,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let genome = super::read_genome(&search_dir.join(run_dir::BEST))?;
 
     // 2. Train the best genome with the run's width, T and training settings.
-    let ds = load_dataset(&cfg)?;
+    let ds = crate::evolve::search::load_data(&cfg)?;
     let mut spec = ds.spec;
     spec.timesteps = cfg.space.timesteps;
     let net = Network::from_genome(
@@ -164,19 +163,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         out.join("report.md").display()
     );
     Ok(())
-}
-
-fn load_dataset(cfg: &Config) -> crate::Result<data::Dataset> {
-    data::load(
-        &cfg.data.dataset,
-        &DataOptions {
-            data_dir: cfg.data.data_dir.as_ref().map(PathBuf::from),
-            timesteps: cfg.space.timesteps,
-            size: cfg.data.size,
-            seed: cfg.seed,
-            ..Default::default()
-        },
-    )
 }
 
 #[allow(clippy::too_many_arguments)]

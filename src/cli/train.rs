@@ -55,6 +55,18 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// The resolved config of a search run folder, if `p` is one.
+fn run_config(p: &Path) -> crate::Result<Option<crate::config::Config>> {
+    let path = p.join("config.json");
+    if !p.is_dir() || !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::input(format!("{}: {e}", path.display())))
+}
+
 /// A genome file, or a run folder's best genome.
 pub fn genome_path(p: &Path) -> PathBuf {
     if p.is_dir() {
@@ -74,8 +86,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     };
     let genome = super::read_genome(&genome_path(gpath))?;
-    let space = SearchSpace::default();
-    let mut cfg = TrainConfig::default();
+    // A search run folder brings its width, T, reduce kernel and training settings; flags
+    // override them. A plain genome file uses the defaults.
+    let (space, mut cfg) = match run_config(gpath)? {
+        Some(c) => (c.space, c.train),
+        None => (SearchSpace::default(), TrainConfig::default()),
+    };
     if let Some(v) = a.epochs {
         cfg.epochs = v;
     }

@@ -179,7 +179,7 @@ impl Checkpoint {
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
-        crate::cli::write_atomic(path, &self.to_bytes())
+        crate::fsio::write_atomic(path, &self.to_bytes())
     }
 
     pub fn read(path: &Path) -> Result<Checkpoint> {

@@ -486,7 +486,7 @@ pub fn train_with(
     };
     if finished {
         let json = serde_json::to_string_pretty(&result).expect("result serialises") + "\n";
-        crate::cli::write_atomic(&out_dir.join("result.json"), json.as_bytes())?;
+        crate::fsio::write_atomic(&out_dir.join("result.json"), json.as_bytes())?;
     }
     Ok(result)
 }
@@ -620,7 +620,7 @@ fn write_log(out_dir: &Path, history: &[EpochLog]) -> Result<()> {
             e.seconds
         );
     }
-    crate::cli::write_atomic(&out_dir.join("log.csv"), csv.as_bytes())?;
+    crate::fsio::write_atomic(&out_dir.join("log.csv"), csv.as_bytes())?;
     use crate::report::plot::{line_chart, Series};
     let pts = |f: &dyn Fn(&EpochLog) -> f64| -> Vec<(f64, f64)> {
         history.iter().map(|e| (e.epoch as f64, f(e))).collect()
