@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 mod evaluate;
 mod forward;
 mod sample;
+mod score;
+mod search;
 mod show;
 mod train;
 
@@ -30,6 +32,10 @@ pub enum Command {
     Train(train::Args),
     /// Accuracy, firing rates, synaptic operations, energy and noise robustness of a trained network.
     Evaluate(evaluate::Args),
+    /// Score one genome without training (every training-free score, with timings).
+    Score(score::Args),
+    /// Search architectures with NSGA-II and a training-free fitness; writes a run folder.
+    Search(search::Args),
 }
 
 /// Exit codes.
@@ -51,6 +57,8 @@ pub fn main() -> i32 {
         Command::Forward(a) => forward::run(a),
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Search(a) => search::run(a),
     };
     match result {
         Ok(()) => 0,

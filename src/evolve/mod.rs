@@ -1,3 +1,13 @@
-//! Evolutionary search on the host.
+//! Evolutionary search on the host: the NSGA-II toolkit, candidate evaluation, the search loop
+//! and its run folder.
 
+pub mod evaluate;
 pub mod nsga2;
+pub mod run_dir;
+pub mod search;
+
+pub use evaluate::{
+    make_evaluator, CpuEvaluator, EvalSettings, Evaluation, Evaluator, Probe, ProbeBatch, Status,
+};
+pub use run_dir::{Record, RunDir};
+pub use search::{Observer, Quiet, SearchOutcome};

@@ -1,0 +1,592 @@
+//! The NSGA-II search loop over the integer genome encoding (SPEC §3).
+//!
+//! - Generation 0 samples `population` genomes with distinct canonical keys; every later
+//!   generation breeds `offspring` children with [`nsga2::make_offspring`] against the set of
+//!   every key seen so far (no key is evaluated twice) and keeps the best `population` of
+//!   parents and children ([`nsga2::select_survivors`]). `generations` counts generation 0, so a
+//!   run evaluates at most `population + (generations - 1) x offspring` genomes (the paper's
+//!   50 + 99 x 50 = 5,000).
+//! - Objectives are score names; each one's direction comes from the score registry.
+//! - All randomness of generation g comes from a generator seeded by (run seed, g), and every
+//!   evaluation is cached by canonical key, so replaying a run's log as the cache recomputes
+//!   the same generations: a resumed run ends exactly as an uninterrupted one.
+//! - Frozen scales are the search space's equal bounds; nothing here knows about them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+
+use super::evaluate::{
+    derive_seed, EvalSettings, Evaluation, Evaluator, Probe, Status, COST_SCORES,
+};
+use super::nsga2::{self, Nsga2Config};
+use super::run_dir::{self, genome_value, population_file, Record, RunDir};
+use crate::config::Config;
+use crate::data::{self, DataOptions, Dataset};
+use crate::fitness::{self, Direction as ScoreDirection};
+use crate::genome::{motifs, Genome, ResolvedCell};
+use crate::report::plot;
+use crate::stats::median;
+use crate::{Error, Result};
+
+/// Objective names with their NSGA-II directions (from the score registry).
+pub fn objectives(cfg: &Config) -> Result<Vec<(String, nsga2::Direction)>> {
+    let mut out: Vec<(String, nsga2::Direction)> = Vec::new();
+    for name in &cfg.search.objectives {
+        let def = fitness::score_def(name)
+            .map_err(|e| Error::input(format!("search.objectives: {e}")))?;
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(Error::input(format!(
+                "search.objectives: `{name}` listed twice"
+            )));
+        }
+        let dir = match def.direction {
+            ScoreDirection::Maximize => nsga2::Direction::Maximize,
+            ScoreDirection::Minimize => nsga2::Direction::Minimize,
+        };
+        out.push((name.clone(), dir));
+    }
+    if out.is_empty() {
+        return Err(Error::input(
+            "search.objectives: empty (allowed: one or more score names)",
+        ));
+    }
+    Ok(out)
+}
+
+/// Scores a search computes: the fitness, the objectives, then `params`, `sops` and
+/// `firing_rate` (cheap, and the plots and summary use them), without repeats.
+pub fn search_scores(cfg: &Config) -> Result<Vec<String>> {
+    fitness::score_def(&cfg.search.fitness)
+        .map_err(|e| Error::input(format!("search.fitness: {e}")))?;
+    objectives(cfg)?;
+    let mut out: Vec<String> = Vec::new();
+    let all = std::iter::once(&cfg.search.fitness)
+        .chain(&cfg.search.objectives)
+        .cloned()
+        .chain(COST_SCORES.iter().map(|s| s.to_string()));
+    for s in all {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Loads the configured dataset.
+pub fn load_data(cfg: &Config) -> Result<Dataset> {
+    data::load(
+        &cfg.data.dataset,
+        &DataOptions {
+            data_dir: cfg.data.data_dir.as_ref().map(PathBuf::from),
+            timesteps: cfg.space.timesteps,
+            size: cfg.data.size,
+            seed: cfg.seed,
+            ..Default::default()
+        },
+    )
+}
+
+/// Evaluation settings and the probe of a configuration (loads the dataset).
+pub fn prepare(cfg: &Config, scores: Vec<String>) -> Result<(EvalSettings, Probe, Dataset)> {
+    let ds = load_data(cfg)?;
+    let probe = Probe::draw(
+        &ds.train,
+        cfg.search.probe_size,
+        cfg.search.probe_batches,
+        cfg.space.timesteps,
+        cfg.seed,
+    )?;
+    let settings = EvalSettings {
+        spec: ds.spec,
+        width: cfg.space.width,
+        reduce_kernel: cfg.space.reduce_kernel,
+        seed: cfg.seed,
+        weight_seeds: cfg.search.weight_seeds,
+        scores,
+    };
+    settings.validate()?;
+    Ok((settings, probe, ds))
+}
+
+/// A member of the population: its integer vector and its evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    pub vector: Vec<i64>,
+    pub evaluation: Evaluation,
+}
+
+/// What the plots and the progress display need from one generation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationSummary {
+    pub generation: usize,
+    /// Best and median fitness of the population's live members (NaN when none).
+    pub best: f64,
+    pub median: f64,
+    /// Reachable normal cells per motif (registry order) over the population.
+    pub motif_counts: Vec<f64>,
+    /// Evaluations computed in this generation (not replayed from the log).
+    pub fresh: usize,
+    /// Evaluations taken from the log of a resumed run.
+    pub replayed: usize,
+}
+
+/// Progress callbacks (the CLI draws a progress bar; tests ignore them).
+pub trait Observer {
+    fn evaluated(&mut self, _generation: usize, _evaluation: &Evaluation, _replayed: bool) {}
+    fn generation_done(&mut self, _summary: &GenerationSummary, _best_so_far: Option<&Evaluation>) {
+    }
+}
+
+/// An observer that does nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// How a search ended.
+#[derive(Clone, Debug)]
+pub struct SearchOutcome {
+    /// Generations completed (generation 0 included).
+    pub generations: usize,
+    /// Stopped by the stop flag before the end.
+    pub interrupted: bool,
+    pub population: Vec<Member>,
+    /// The best live evaluation by the fitness (ties: fewer parameters, then earlier).
+    pub best: Option<Evaluation>,
+    /// The first front of the final population, ordered by the first objective.
+    pub front: Vec<Member>,
+    pub history: Vec<GenerationSummary>,
+    /// Evaluations computed by this process / replayed from the log.
+    pub fresh: usize,
+    pub replayed: usize,
+    /// Plots that could not be drawn (the run itself is complete).
+    pub warnings: Vec<String>,
+}
+
+struct Ctx<'a> {
+    run: &'a mut RunDir,
+    evaluator: &'a mut dyn Evaluator,
+    cache: HashMap<String, Evaluation>,
+    stop: &'a AtomicBool,
+    observer: &'a mut dyn Observer,
+    /// Every evaluation in the order this search used it (fresh or replayed).
+    used: Vec<Evaluation>,
+    fresh: usize,
+    replayed: usize,
+}
+
+impl Ctx<'_> {
+    /// Evaluate genomes in order: replayed from the cache when their key is known, else by the
+    /// evaluator (in chunks of its batch hint), each appended to the log as it returns. `None`
+    /// when the stop flag was raised before everything was evaluated.
+    fn evaluate(
+        &mut self,
+        generation: usize,
+        genomes: &[Genome],
+    ) -> Result<Option<Vec<Evaluation>>> {
+        let mut out: Vec<Option<Evaluation>> = vec![None; genomes.len()];
+        let mut todo: Vec<usize> = Vec::new();
+        for (i, g) in genomes.iter().enumerate() {
+            if let Some(e) = self.cache.get(&g.canonical_key()) {
+                self.replayed += 1;
+                self.observer.evaluated(generation, e, true);
+                out[i] = Some(e.clone());
+            } else {
+                todo.push(i);
+            }
+        }
+        let chunk = self.evaluator.batch_hint().max(1);
+        for part in todo.chunks(chunk) {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let batch: Vec<Genome> = part.iter().map(|&i| genomes[i].clone()).collect();
+            let evals = self.evaluator.evaluate(&batch);
+            assert_eq!(evals.len(), batch.len(), "one evaluation per genome");
+            for (&i, e) in part.iter().zip(evals) {
+                self.run.append(&Record {
+                    generation,
+                    evaluation: e.clone(),
+                })?;
+                self.fresh += 1;
+                self.observer.evaluated(generation, &e, false);
+                self.cache.insert(e.key.clone(), e.clone());
+                out[i] = Some(e);
+            }
+        }
+        let evals: Vec<Evaluation> = out.into_iter().map(|e| e.expect("evaluated")).collect();
+        self.used.extend(evals.iter().cloned());
+        Ok(Some(evals))
+    }
+}
+
+/// Objective values of members in minimisation form.
+fn objective_matrix(members: &[Member], objs: &[(String, nsga2::Direction)]) -> Vec<Vec<f64>> {
+    members
+        .iter()
+        .map(|m| {
+            objs.iter()
+                .map(|(n, d)| d.to_min(m.evaluation.score(n)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Run (or resume) a search: `records` is the log of the run so far (empty for a new run).
+/// Stops early, resumably, when `stop` is raised (checked before every evaluation).
+pub fn run(
+    cfg: &Config,
+    run: &mut RunDir,
+    evaluator: &mut dyn Evaluator,
+    records: Vec<Record>,
+    stop: &AtomicBool,
+    observer: &mut dyn Observer,
+) -> Result<SearchOutcome> {
+    cfg.validate()?;
+    if cfg.search.generations == 0 {
+        return Err(Error::input(
+            "search.generations: 0 (allowed: >= 1, generation 0 included)",
+        ));
+    }
+    let objs = objectives(cfg)?;
+    let needed = search_scores(cfg)?;
+    for s in &needed {
+        if !evaluator.settings().scores.contains(s) {
+            return Err(Error::input(format!(
+                "the evaluator does not compute `{s}`, which the search needs"
+            )));
+        }
+    }
+    let space = &cfg.space;
+    let (lo, hi) = space.bounds();
+    let key_of = |v: &[i64]| match space.decode(v) {
+        Ok(g) => g.canonical_key(),
+        Err(e) => format!("invalid: {e}"),
+    };
+    let mut cache = HashMap::new();
+    for r in records {
+        cache
+            .entry(r.evaluation.key.clone())
+            .or_insert(r.evaluation);
+    }
+    let mut ctx = Ctx {
+        run,
+        evaluator,
+        cache,
+        stop,
+        observer,
+        used: Vec::new(),
+        fresh: 0,
+        replayed: 0,
+    };
+    let nsga = Nsga2Config {
+        population: cfg.search.population,
+        offspring: cfg.search.offspring,
+        ..Default::default()
+    };
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut history: Vec<GenerationSummary> = Vec::new();
+    let mut population: Vec<Member> = Vec::new();
+    let mut interrupted = false;
+
+    for g in 0..cfg.search.generations {
+        let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, "generation", g as u64));
+        let (fresh0, replayed0) = (ctx.fresh, ctx.replayed);
+        let vectors: Vec<Vec<i64>> = if g == 0 {
+            let mut v = Vec::new();
+            let mut tries = 0;
+            while v.len() < cfg.search.population && tries < 1000 * cfg.search.population {
+                tries += 1;
+                let x = space.sample_vector(&mut rng);
+                if seen.insert(key_of(&x)) {
+                    v.push(x);
+                }
+            }
+            v
+        } else {
+            let pv: Vec<Vec<i64>> = population.iter().map(|m| m.vector.clone()).collect();
+            let om = objective_matrix(&population, &objs);
+            nsga2::make_offspring(&pv, &om, &lo, &hi, &nsga, &mut seen, &key_of, &mut rng)
+        };
+        let genomes: Vec<Genome> = vectors
+            .iter()
+            .map(|v| space.decode(v).map_err(Error::input))
+            .collect::<Result<_>>()?;
+        let Some(evals) = ctx.evaluate(g, &genomes)? else {
+            interrupted = true;
+            break;
+        };
+        let mut merged = population;
+        merged.extend(
+            vectors
+                .into_iter()
+                .zip(evals)
+                .map(|(vector, evaluation)| Member { vector, evaluation }),
+        );
+        let keep =
+            nsga2::select_survivors(&objective_matrix(&merged, &objs), cfg.search.population);
+        population = keep.iter().map(|&i| merged[i].clone()).collect();
+
+        let (rank, crowd) = nsga2::rank_and_crowding(&objective_matrix(&population, &objs));
+        ctx.run.write_json(
+            &population_file(g),
+            &json!({
+                "generation": g,
+                "objectives": objs.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                "members": population.iter().enumerate().map(|(i, m)| json!({
+                    "key": m.evaluation.key,
+                    "status": m.evaluation.status,
+                    "rank": rank[i],
+                    "crowding": finite_or_null(crowd[i]),
+                    "scores": m.evaluation.scores,
+                    "vector": m.vector,
+                    "genome": genome_value(&m.evaluation.genome),
+                })).collect::<Vec<_>>(),
+            }),
+        )?;
+        let summary = summarise(
+            cfg,
+            g,
+            &population,
+            ctx.fresh - fresh0,
+            ctx.replayed - replayed0,
+        );
+        let best = best_of(cfg, &ctx.used);
+        ctx.observer.generation_done(&summary, best.as_ref());
+        history.push(summary);
+    }
+
+    let front = first_front(&population, &objs);
+    let best = best_of(cfg, &ctx.used);
+    let mut warnings = Vec::new();
+    if !interrupted {
+        ctx.run.write_json(
+            run_dir::PARETO,
+            &json!({
+                "objectives": objs.iter().map(|(n, d)| json!({"name": n, "direction": d})).collect::<Vec<_>>(),
+                "front": front.iter().map(|m| json!({
+                    "key": m.evaluation.key,
+                    "scores": m.evaluation.scores,
+                    "genome": genome_value(&m.evaluation.genome),
+                })).collect::<Vec<_>>(),
+            }),
+        )?;
+        if let Some(b) = best.as_ref().or(population.first().map(|m| &m.evaluation)) {
+            run_dir::write_atomic(
+                &ctx.run.file(run_dir::BEST),
+                (b.genome.to_json() + "\n").as_bytes(),
+            )?;
+        }
+    }
+    if !history.is_empty() {
+        warnings = write_plots(cfg, ctx.run, &history, &ctx.used, &front);
+    }
+    Ok(SearchOutcome {
+        generations: history.len(),
+        interrupted,
+        population,
+        best,
+        front,
+        history,
+        fresh: ctx.fresh,
+        replayed: ctx.replayed,
+        warnings,
+    })
+}
+
+fn finite_or_null(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
+}
+
+/// Motif names in registry order, the categories of the motif-usage plot.
+pub fn motif_names() -> Vec<String> {
+    motifs::REGISTRY
+        .iter()
+        .map(|m| m.name.to_string())
+        .collect()
+}
+
+/// Motifs of the reachable normal cells of a genome, in layout order (`silent` included).
+pub fn live_motifs(g: &Genome) -> Vec<&'static str> {
+    let live = g.reachable();
+    g.resolve()
+        .iter()
+        .enumerate()
+        .filter(|(pos, _)| live[pos + 1])
+        .filter_map(|(_, c)| match c {
+            ResolvedCell::Normal { motif, .. } => motifs::by_id(*motif).map(|m| m.name),
+            ResolvedCell::Silent { .. } => motifs::by_id(0).map(|m| m.name),
+            ResolvedCell::Reduction => None,
+        })
+        .collect()
+}
+
+fn summarise(
+    cfg: &Config,
+    generation: usize,
+    population: &[Member],
+    fresh: usize,
+    replayed: usize,
+) -> GenerationSummary {
+    let dir = fitness::score_def(&cfg.search.fitness)
+        .map(|d| d.direction)
+        .unwrap_or(ScoreDirection::Maximize);
+    let live: Vec<f64> = population
+        .iter()
+        .filter(|m| m.evaluation.status == Status::Ok)
+        .map(|m| m.evaluation.score(&cfg.search.fitness))
+        .collect();
+    let best = match dir {
+        ScoreDirection::Maximize => live.iter().copied().fold(f64::NAN, f64::max),
+        ScoreDirection::Minimize => live.iter().copied().fold(f64::NAN, f64::min),
+    };
+    let names = motif_names();
+    let mut counts = vec![0.0; names.len()];
+    for m in population {
+        for name in live_motifs(&m.evaluation.genome) {
+            if let Some(i) = names.iter().position(|n| n == name) {
+                counts[i] += 1.0;
+            }
+        }
+    }
+    GenerationSummary {
+        generation,
+        best,
+        median: median(&live),
+        motif_counts: counts,
+        fresh,
+        replayed,
+    }
+}
+
+/// The best live evaluation by the fitness; ties go to fewer parameters, then to the earlier.
+pub fn best_of(cfg: &Config, evals: &[Evaluation]) -> Option<Evaluation> {
+    let f = &cfg.search.fitness;
+    let dir = fitness::score_def(f)
+        .map(|d| d.direction)
+        .unwrap_or(ScoreDirection::Maximize);
+    let mut best: Option<&Evaluation> = None;
+    for e in evals.iter().filter(|e| e.status == Status::Ok) {
+        let better = match best {
+            None => true,
+            Some(b) => {
+                let (x, y) = (e.score(f), b.score(f));
+                let strictly = match dir {
+                    ScoreDirection::Maximize => x > y,
+                    ScoreDirection::Minimize => x < y,
+                };
+                strictly || (x == y && e.score("params") < b.score("params"))
+            }
+        };
+        if better {
+            best = Some(e);
+        }
+    }
+    best.cloned()
+}
+
+fn first_front(population: &[Member], objs: &[(String, nsga2::Direction)]) -> Vec<Member> {
+    let om = objective_matrix(population, objs);
+    let (rank, _) = nsga2::rank_and_crowding(&om);
+    let mut front: Vec<usize> = (0..population.len()).filter(|&i| rank[i] == 0).collect();
+    front.sort_by(|&a, &b| om[a][0].total_cmp(&om[b][0]).then(a.cmp(&b)));
+    front.into_iter().map(|i| population[i].clone()).collect()
+}
+
+/// `fitness.png`, `pareto.png`, `motifs.png`; returns the plots that failed.
+fn write_plots(
+    cfg: &Config,
+    run: &RunDir,
+    history: &[GenerationSummary],
+    used: &[Evaluation],
+    front: &[Member],
+) -> Vec<String> {
+    let f = &cfg.search.fitness;
+    let mut warnings = Vec::new();
+    let gens = |sel: fn(&GenerationSummary) -> f64| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .map(|h| (h.generation as f64, sel(h)))
+            .collect()
+    };
+    let r = plot::line_chart(
+        &run.file("fitness.png"),
+        &format!("{f} of the population per generation"),
+        "generation",
+        f,
+        &[
+            plot::Series::new("best", gens(|h| h.best)),
+            plot::Series::new("median", gens(|h| h.median)),
+        ],
+    );
+    if let Err(e) = r {
+        warnings.push(format!("fitness.png: {e}"));
+    }
+    // x: the first objective other than the fitness, else params
+    let x_name = cfg
+        .search
+        .objectives
+        .iter()
+        .find(|o| *o != f)
+        .cloned()
+        .unwrap_or_else(|| "params".to_string());
+    let pt = |e: &Evaluation| (e.score(&x_name), e.score(f));
+    let live: Vec<(f64, f64)> = used
+        .iter()
+        .filter(|e| e.status == Status::Ok)
+        .map(pt)
+        .collect();
+    let front_pts: Vec<(f64, f64)> = front
+        .iter()
+        .filter(|m| m.evaluation.status == Status::Ok)
+        .map(|m| pt(&m.evaluation))
+        .collect();
+    let r = plot::scatter(
+        &run.file("pareto.png"),
+        &format!("{f} vs {x_name}: every evaluation and the final front"),
+        &x_name,
+        f,
+        &[plot::Series::new("evaluated", live)],
+        Some(&plot::Series::new("Pareto front", front_pts)),
+    );
+    if let Err(e) = r {
+        warnings.push(format!("pareto.png: {e}"));
+    }
+    let rows: Vec<(f64, Vec<f64>)> = history
+        .iter()
+        .map(|h| (h.generation as f64, h.motif_counts.clone()))
+        .collect();
+    let r = plot::stacked_bars(
+        &run.file("motifs.png"),
+        "motif usage in the population (reachable cells)",
+        "generation",
+        "cells",
+        &motif_names(),
+        &rows,
+    );
+    if let Err(e) = r {
+        warnings.push(format!("motifs.png: {e}"));
+    }
+    warnings
+}
+
+/// A short, stable id of a canonical key: 10 hex digits of its FNV-1a hash.
+pub fn key_short(key: &str) -> String {
+    format!("{:016x}", crate::genome::fnv1a64(key.as_bytes()))[..10].to_string()
+}
+
+/// Scores of an evaluation as `name=value` pairs (for tables).
+pub fn score_line(scores: &BTreeMap<String, f64>) -> String {
+    scores
+        .iter()
+        .map(|(k, v)| format!("{k}={v:.4}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
