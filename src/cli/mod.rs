@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod evaluate;
 mod forward;
+mod proxy_bench;
 mod sample;
 mod score;
 mod search;
@@ -36,6 +37,9 @@ pub enum Command {
     Score(score::Args),
     /// Search architectures with NSGA-II and a training-free fitness; writes a run folder.
     Search(search::Args),
+    /// Rank sampled architectures by every training-free score and by trained accuracy:
+    /// Kendall tau, partial tau given parameter count, the seed-to-seed ceiling.
+    ProxyBench(proxy_bench::Args),
 }
 
 /// Exit codes.
@@ -59,6 +63,7 @@ pub fn main() -> i32 {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Score(a) => score::run(a),
         Command::Search(a) => search::run(a),
+        Command::ProxyBench(a) => proxy_bench::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -3,6 +3,7 @@
 
 pub mod evaluate;
 pub mod nsga2;
+pub mod proxy;
 pub mod run_dir;
 pub mod search;
 
