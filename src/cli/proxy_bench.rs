@@ -21,6 +21,10 @@ pub struct Args {
     /// Train on a stratified subset of this many training samples (default: the whole split).
     #[arg(long)]
     pub train_subset: Option<usize>,
+    /// Measure validation and test accuracy on stratified subsets of this many samples each
+    /// (default: the whole splits).
+    #[arg(long)]
+    pub eval_subset: Option<usize>,
     /// short_train: training samples seen once (stratified subset) ...
     #[arg(long, default_value_t = 256)]
     pub short_samples: usize,
@@ -78,6 +82,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         archs: a.archs,
         train_seeds: a.train_seeds,
         train_subset: a.train_subset,
+        eval_subset: a.eval_subset,
         short_samples: a.short_samples,
         short_batch: a.short_batch,
         zico_batches: a.zico_batches,

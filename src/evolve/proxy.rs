@@ -100,6 +100,9 @@ pub struct BenchOptions {
     pub train_seeds: usize,
     /// Train on a stratified subset of this many training samples (None: the whole split).
     pub train_subset: Option<usize>,
+    /// Measure validation and test accuracy on stratified subsets of this many samples each
+    /// (None: the whole splits).
+    pub eval_subset: Option<usize>,
     /// `short_train`: samples of the training split seen once, and its batch size.
     pub short_samples: usize,
     pub short_batch: usize,
@@ -547,7 +550,18 @@ pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Resu
         return Ok(rows);
     }
 
-    let ds = load_data(cfg)?;
+    let mut ds = load_data(cfg)?;
+    if let Some(n) = opts.eval_subset {
+        let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, "proxy-eval-subset", 0));
+        if n < ds.val.len() {
+            let idx = ds.val.stratified(n, &mut rng);
+            ds.val = ds.val.subset(&idx);
+        }
+        if n < ds.test.len() {
+            let idx = ds.test.stratified(n, &mut rng);
+            ds.test = ds.test.subset(&idx);
+        }
+    }
     let train_ds = match opts.train_subset {
         Some(n) if n < ds.train.len() => subset_dataset(&ds, n, cfg.seed, "proxy-train-subset"),
         _ => ds.clone(),
@@ -601,13 +615,15 @@ pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Resu
         surrogate,
     };
     log(&format!(
-        "{} architectures ({} done), {} training seed(s), {} epochs on {} of {} training samples, width {}, T {}",
+        "{} architectures ({} done), {} training seed(s), {} epochs on {} of {} training samples, {} validation / {} test samples, width {}, T {}",
         opts.archs,
         done.len(),
         opts.train_seeds,
         cfg.train.epochs,
         bench.train_ds.train.len(),
         ds.train.len(),
+        ds.val.len(),
+        ds.test.len(),
         cfg.space.width,
         cfg.space.timesteps
     ));
