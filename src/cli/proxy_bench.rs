@@ -58,6 +58,9 @@ pub struct Args {
     /// Output folder; rows already in OUT/proxy.csv are skipped.
     #[arg(long)]
     pub out: PathBuf,
+    /// Only summarise the rows already in OUT/proxy.csv (computes nothing new).
+    #[arg(long)]
+    pub report_only: bool,
     /// Title of the summary (default: the dataset name and the sample size).
     #[arg(long)]
     pub title: Option<String>,
@@ -91,8 +94,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         keep_runs: a.keep_runs,
     };
     std::fs::create_dir_all(&a.out)?;
-    std::fs::write(a.out.join("config.json"), cfg.to_json())?;
-    let rows = proxy::run(&cfg, &opts, &mut |line| eprintln!("{line}"))?;
+    let rows = if a.report_only {
+        proxy::read_csv(&a.out.join(proxy::CSV), opts.train_seeds)?
+    } else {
+        std::fs::write(a.out.join("config.json"), cfg.to_json())?;
+        proxy::run(&cfg, &opts, &mut |line| eprintln!("{line}"))?
+    };
+    if rows.len() < 2 {
+        return Err(crate::Error::input(format!(
+            "{}: {} row(s); a summary needs at least 2",
+            a.out.join(proxy::CSV).display(),
+            rows.len()
+        ))
+        .into());
+    }
     let summary = proxy::summarise(&rows, opts.boot_reps, cfg.seed);
     let title = a
         .title
