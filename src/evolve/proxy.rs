@@ -397,6 +397,11 @@ fn score_row(
         bench.cfg.space.reduce_kernel,
     );
     let populations = plan.as_ref().map(|p| p.populations.len()).unwrap_or(0);
+    // A dead network's cost scores are their worst values in the evaluator; the benchmark
+    // keeps its real parameter count (a property of the plan, not of its spikes).
+    if let Ok(p) = &plan {
+        scores.insert("params".into(), p.num_params as f64);
+    }
     let avg = bench.avg9.evaluate_one(genome);
     scores.insert("rdm_avg9".into(), avg.score("rdm"));
     let b = bench.base.probe.batch_size() as f64;
