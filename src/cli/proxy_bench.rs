@@ -26,10 +26,10 @@ pub struct Args {
     #[arg(long)]
     pub eval_subset: Option<usize>,
     /// short_train: training samples seen once (stratified subset) ...
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 384)]
     pub short_samples: usize,
     /// ... in batches of this size.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 8)]
     pub short_batch: usize,
     /// zico / grad_norm: mini-batches the probe batch is cut into.
     #[arg(long, default_value_t = 4)]
