@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod devices;
 mod evaluate;
 mod forward;
+mod proxy_bench;
 mod run;
 mod sample;
 mod score;
@@ -42,6 +43,9 @@ pub enum Command {
     Train(train::Args),
     /// Accuracy, firing rates, synaptic operations, energy and noise robustness of a trained network.
     Evaluate(evaluate::Args),
+    /// Rank sampled architectures by every training-free score and by trained accuracy:
+    /// Kendall tau, partial tau given parameter count, the seed-to-seed ceiling.
+    ProxyBench(proxy_bench::Args),
 }
 
 /// Exit codes.
@@ -67,6 +71,7 @@ pub fn main() -> i32 {
         Command::Search(a) => search::run(a),
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
+        Command::ProxyBench(a) => proxy_bench::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -4,6 +4,7 @@
 pub mod evaluate;
 pub mod gpu_backend;
 pub mod nsga2;
+pub mod proxy;
 pub mod run_dir;
 pub mod search;
 

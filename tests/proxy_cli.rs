@@ -1,0 +1,159 @@
+//! `msenas proxy-bench` on a tiny space: the CSV, the summary and the plot are written, a rerun
+//! skips the rows already done, and the statistics are finite.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use msenas::evolve::proxy::{self, Row, SCORE_COLUMNS};
+
+fn bench(out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_msenas"))
+        .args([
+            "proxy-bench",
+            "--preset",
+            "tiny",
+            "--archs",
+            "3",
+            "--epochs",
+            "1",
+            "--train-seeds",
+            "2",
+            "--train-subset",
+            "40",
+            "--short-samples",
+            "20",
+            "--short-batch",
+            "10",
+            "--boot",
+            "50",
+            "--set",
+            "search.probe_size=12",
+            "--set",
+            "train.batch_size=20",
+            "--seed",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run msenas")
+}
+
+fn data_lines(csv: &Path) -> Vec<String> {
+    std::fs::read_to_string(csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn writes_csv_summary_plot_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bench");
+    let o = bench(&out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let csv = out.join(proxy::CSV);
+    let rows = data_lines(&csv);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for f in ["summary.json", "summary.md", "scatter.png", "genomes.jsonl"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let parsed = proxy::read_csv(&csv, 2).unwrap();
+    assert_eq!(parsed.len(), 3);
+    for r in &parsed {
+        for s in SCORE_COLUMNS {
+            assert!(r.scores[s].is_finite(), "row {}: {s} not finite", r.index);
+        }
+        assert!(r.val_mean().is_finite() && r.test_mean().is_finite());
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["archs"], 3);
+    assert!(
+        summary["seed_tau_all"]["value"].is_number() || summary["val_min"] == summary["val_max"]
+    );
+
+    // Drop the last row (as if killed during it) and rerun: only that one is recomputed.
+    let kept: Vec<String> = rows[..2].to_vec();
+    let header = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&csv, format!("{header}\n{}\n", kept.join("\n"))).unwrap();
+    let o = bench(&out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("(2 done)"), "{err}");
+    assert_eq!(
+        err.matches("\n[").count() + usize::from(err.starts_with('[')),
+        1,
+        "{err}"
+    );
+    let again = data_lines(&csv);
+    assert_eq!(again.len(), 3);
+    assert_eq!(&again[..2], &kept[..]);
+    // Scores are deterministic: the recomputed row's training-free columns match.
+    let a: Vec<&str> = rows[2].split(',').take(4 + 15).collect();
+    let b: Vec<&str> = again[2].split(',').take(4 + 15).collect();
+    assert_eq!(a, b);
+
+    // Everything done: nothing recomputed.
+    let o = bench(&out);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already done"));
+}
+
+fn row(index: usize, params: f64, rdm: f64, acc: [f64; 2], status: &str) -> Row {
+    let mut scores = BTreeMap::new();
+    for (k, s) in SCORE_COLUMNS.iter().enumerate() {
+        scores.insert(s.to_string(), rdm * (k as f64 + 1.0) + (index % 3) as f64);
+    }
+    scores.insert("params".into(), params);
+    scores.insert("rdm".into(), rdm);
+    Row {
+        index,
+        key_hash: format!("{index:016x}"),
+        status: status.into(),
+        populations: 5,
+        scores,
+        val: acc.to_vec(),
+        test: acc.to_vec(),
+        score_s: 1.0,
+        train_s: 2.0,
+        key: String::new(),
+    }
+}
+
+#[test]
+fn summary_statistics_are_finite() {
+    let rows: Vec<Row> = (0..12)
+        .map(|i| {
+            let p = 1000.0 * (1.0 + ((i * 7) % 12) as f64);
+            let r = 0.1 + 0.01 * ((i * 5) % 11) as f64;
+            let a = 0.5 + 0.03 * i as f64;
+            let status = if i == 0 { "dead" } else { "ok" };
+            row(i, p, r, [a, a + 0.01 * ((i % 4) as f64 - 1.5)], status)
+        })
+        .collect();
+    let s = proxy::summarise(&rows, 100, 7);
+    assert_eq!((s.archs, s.live, s.dead), (12, 11, 1));
+    assert!(s.seed_tau_all.as_ref().unwrap().value.is_finite());
+    for sc in &s.scores {
+        for c in [&sc.tau_all, &sc.rho_all, &sc.tau_live, &sc.rho_live] {
+            assert!(c.value.is_finite(), "{}: {c:?}", sc.score);
+            assert!(c.lo.is_finite() && c.hi.is_finite(), "{}: {c:?}", sc.score);
+            assert!(c.lo <= c.hi + 1e-12);
+        }
+        if sc.score != "params" {
+            assert!(sc.partial_tau_live.value.is_finite(), "{}", sc.score);
+        }
+    }
+    let md = proxy::markdown(&s, "synthetic");
+    assert!(md.contains("| rdm_resid |"));
+}
