@@ -108,6 +108,16 @@ fn has_compute(adapter: &wgpu::Adapter) -> bool {
 }
 
 fn instance(backends: Option<wgpu::Backends>) -> wgpu::Instance {
+    // Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` picks a default GPU for a
+    // display: msenas chooses its adapter itself, and without a display session the layer prints
+    // "XDG_RUNTIME_DIR is invalid" lines into our one-line errors. Disable it unless the user set
+    // the variable. Set once, before the first instance loads any layer.
+    static LAYER: std::sync::Once = std::sync::Once::new();
+    LAYER.call_once(|| {
+        if std::env::var_os("NODEVICE_SELECT").is_none() {
+            std::env::set_var("NODEVICE_SELECT", "1");
+        }
+    });
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     if let Some(b) = backends {
         desc.backends = b;
