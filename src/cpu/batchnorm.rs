@@ -119,6 +119,16 @@ pub fn bn_update_running(
     }
 }
 
+impl From<crate::plan::Gate> for Gate {
+    fn from(g: crate::plan::Gate) -> Self {
+        match g {
+            crate::plan::Gate::None => Gate::None,
+            crate::plan::Gate::Excitatory => Gate::Excitatory,
+            crate::plan::Gate::Inhibitory => Gate::Inhibitory,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

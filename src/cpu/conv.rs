@@ -149,6 +149,36 @@ fn conv2d_image(x_n: &[f32], w: &[f32], s: &ConvShape, out_n: &mut [f32]) {
     }
 }
 
+impl ConvShape {
+    /// The shape of a plan's convolution op over `n` images (`T*B`); `None` for other ops.
+    pub fn of_op(plan: &crate::plan::Plan, op: &crate::plan::Op, n: usize) -> Option<ConvShape> {
+        match op {
+            crate::plan::Op::Conv {
+                x,
+                cin,
+                cout,
+                k,
+                stride,
+                shift,
+                ..
+            } => {
+                let xd = &plan.tensors[*x];
+                Some(ConvShape {
+                    n,
+                    cin: *cin,
+                    h: xd.h,
+                    w: xd.w,
+                    cout: *cout,
+                    k: *k,
+                    stride: *stride,
+                    shift: *shift,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

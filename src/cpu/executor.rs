@@ -5,7 +5,7 @@ use super::{
     add_into, bn_apply, bn_stats, concat_channels, conv2d, global_avg_pool, lif, linear, mean_time,
     pack_spikes, uniform_fill, ConvShape, Gate as CpuGate, LifParams,
 };
-use crate::plan::{Gate, Op, ParamInit, Plan};
+use crate::plan::{Op, ParamInit, Plan};
 
 /// Batch-norm running statistics, one entry per batch-norm layer of the plan.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,14 +78,6 @@ pub struct ForwardOutput {
     pub tensors: Vec<Option<Vec<f32>>>,
 }
 
-fn cpu_gate(g: Gate) -> CpuGate {
-    match g {
-        Gate::None => CpuGate::None,
-        Gate::Excitatory => CpuGate::Excitatory,
-        Gate::Inhibitory => CpuGate::Inhibitory,
-    }
-}
-
 /// Initial parameters of a plan from the counter-based generator keyed by (seed, canonical key,
 /// flat parameter index); see docs/design.md.
 pub fn init_params(plan: &Plan, seed: u64) -> Vec<f32> {
@@ -148,27 +140,8 @@ pub fn forward(plan: &Plan, params: &[f32], input: &[f32], opts: &ForwardOptions
                 }
                 s
             }
-            Op::Conv {
-                x,
-                cin,
-                cout,
-                k,
-                stride,
-                shift,
-                weight,
-                ..
-            } => {
-                let xd = &plan.tensors[*x];
-                let shape = ConvShape {
-                    n,
-                    cin: *cin,
-                    h: xd.h,
-                    w: xd.w,
-                    cout: *cout,
-                    k: *k,
-                    stride: *stride,
-                    shift: *shift,
-                };
+            Op::Conv { x, weight, .. } => {
+                let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
                 let mut y = vec![0.0; shape.out_len()];
                 conv2d(get(*x), param(*weight), &shape, &mut y);
                 y
@@ -202,7 +175,7 @@ pub fn forward(plan: &Plan, params: &[f32], input: &[f32], opts: &ForwardOptions
                     param(*gamma),
                     param(*beta),
                     opts.eps,
-                    cpu_gate(*gate),
+                    CpuGate::from(*gate),
                     &mut y,
                 );
                 y

@@ -651,27 +651,9 @@ impl GpuExecutor {
                         rec.copy(pk, dst)?;
                     }
                 }
-                Op::Conv {
-                    x,
-                    cin,
-                    cout,
-                    k,
-                    stride,
-                    shift,
-                    weight,
-                    ..
-                } => {
+                Op::Conv { x, weight, .. } => {
                     let xd = &plan.tensors[*x];
-                    let shape = ConvShape {
-                        n,
-                        cin: *cin,
-                        h: xd.h,
-                        w: xd.w,
-                        cout: *cout,
-                        k: *k,
-                        stride: *stride,
-                        shift: *shift,
-                    };
+                    let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
                     if xd.spikes {
                         conv::conv2d_spiking(rec, pview(*x)?, param(*weight), &shape, dview(y)?)?;
                     } else {

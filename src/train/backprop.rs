@@ -16,7 +16,7 @@ use crate::cpu::{
     add_into, bn_apply, bn_stats, concat_channels, conv2d, global_avg_pool, lif_membrane, linear,
     mean_time, ConvShape, Gate as CpuGate, LifParams,
 };
-use crate::plan::{Gate, Op, Plan};
+use crate::plan::{Op, Plan};
 
 /// Everything the backward pass needs from the forward pass.
 #[derive(Clone, Debug)]
@@ -54,41 +54,6 @@ pub type GateOverride<'a> = &'a dyn Fn(usize, &mut [f32]);
 pub struct Hooks<'a> {
     pub spikes: Option<SpikeOverride<'a>>,
     pub gates: Option<GateOverride<'a>>,
-}
-
-pub(crate) fn cpu_gate(g: Gate) -> CpuGate {
-    match g {
-        Gate::None => CpuGate::None,
-        Gate::Excitatory => CpuGate::Excitatory,
-        Gate::Inhibitory => CpuGate::Inhibitory,
-    }
-}
-
-fn conv_shape(plan: &Plan, op: &Op, n: usize) -> ConvShape {
-    match op {
-        Op::Conv {
-            x,
-            cin,
-            cout,
-            k,
-            stride,
-            shift,
-            ..
-        } => {
-            let xd = &plan.tensors[*x];
-            ConvShape {
-                n,
-                cin: *cin,
-                h: xd.h,
-                w: xd.w,
-                cout: *cout,
-                k: *k,
-                stride: *stride,
-                shift: *shift,
-            }
-        }
-        _ => unreachable!("conv_shape of a non-conv op"),
-    }
 }
 
 /// Forward pass with batch statistics, keeping every tensor. `input` is `[T, B, C, H, W]` (or
@@ -142,7 +107,7 @@ pub fn forward_tape(
                 s
             }
             Op::Conv { x, weight, .. } => {
-                let shape = conv_shape(plan, op, n);
+                let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
                 let mut y = vec![0.0; shape.out_len()];
                 conv2d(get(*x), param(*weight), &shape, &mut y);
                 y
@@ -162,7 +127,7 @@ pub fn forward_tape(
                 let g = if hooks.gates.is_some() {
                     CpuGate::None
                 } else {
-                    cpu_gate(*gate)
+                    CpuGate::from(*gate)
                 };
                 bn_apply(
                     xv,
@@ -352,7 +317,7 @@ pub fn backward(
                     var,
                     &params[range(*gamma)],
                     eps,
-                    cpu_gate(*gate),
+                    CpuGate::from(*gate),
                     &mut gx,
                     &mut gg,
                     &mut gb,
@@ -362,7 +327,7 @@ pub fn backward(
                 accumulate(&mut grads, *x, gx);
             }
             Op::Conv { x, weight, .. } => {
-                let shape = conv_shape(plan, op, n);
+                let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
                 let mut gw = vec![0.0; shape.weight_len()];
                 conv2d_backward_weight(get(*x), &gy, &shape, &mut gw);
                 gparams[range(*weight)].copy_from_slice(&gw);
