@@ -47,6 +47,34 @@ pub struct SearchConfig {
     pub weight_seeds: usize,
     /// `auto`, `gpu`, `cpu` or an adapter name.
     pub device: String,
+    /// The `short_train` score's budget (used only when a fitness or objective is `short_train`).
+    pub short_train: ShortTrainConfig,
+}
+
+/// The budget of the `short_train` score: one pass over a stratified subset of the training
+/// split, no warm-up, then accuracy on a stratified subset of the validation split. The defaults
+/// are the budget the ranking benchmark measured (docs/proxy-ranking.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShortTrainConfig {
+    /// Training samples seen once.
+    pub samples: usize,
+    pub batch_size: usize,
+    /// Base learning rate (peak `lr * batch_size / 1024`, cosine decay over the pass).
+    pub lr: f32,
+    /// Validation samples the accuracy is measured on (at most the split's size).
+    pub val_samples: usize,
+}
+
+impl Default for ShortTrainConfig {
+    fn default() -> Self {
+        ShortTrainConfig {
+            samples: 384,
+            batch_size: 8,
+            lr: 1.5,
+            val_samples: 512,
+        }
+    }
 }
 
 impl Default for SearchConfig {
@@ -61,6 +89,7 @@ impl Default for SearchConfig {
             probe_batches: 1,
             weight_seeds: 1,
             device: "auto".into(),
+            short_train: ShortTrainConfig::default(),
         }
     }
 }
@@ -230,6 +259,18 @@ impl Config {
         }
         if s.probe_batches == 0 || s.weight_seeds == 0 {
             errs.push("search.probe_batches and search.weight_seeds: allowed >= 1".into());
+        }
+        let st = &s.short_train;
+        if st.samples == 0 || st.batch_size == 0 || st.val_samples == 0 {
+            errs.push(
+                "search.short_train.samples, batch_size and val_samples: allowed >= 1".into(),
+            );
+        }
+        if !(st.lr.is_finite() && st.lr > 0.0) {
+            errs.push(format!(
+                "search.short_train.lr: {} (allowed: a positive number)",
+                st.lr
+            ));
         }
         if s.objectives.is_empty() {
             errs.push("search.objectives: empty (allowed: one or more score names)".into());

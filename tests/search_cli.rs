@@ -67,12 +67,12 @@ fn bad_settings_are_one_line_and_exit_2() {
             "search",
             "--preset",
             "tiny",
-            "--objectives",
-            "rdm,short_train",
+            "--set",
+            "search.short_train.samples=0",
             "--out",
             o,
         ],
-        "short_train",
+        "search.short_train",
     );
     assert_user_error(
         &["search", "--preset", "tiny", "--device", "gpu", "--out", o],
@@ -298,5 +298,67 @@ fn head_that_cannot_fire_is_dead() {
     assert_user_error(
         &["score", g.to_str().unwrap(), "--device", "gpu"],
         "--device gpu",
+    );
+}
+
+/// `short_train` (one short training pass, the ranking benchmark's best score) works as a search
+/// fitness and objective: every live candidate gets a validation accuracy in [0, 1] on the
+/// configured number of validation samples, and best.json is the candidate with the highest.
+#[test]
+fn short_train_is_a_search_fitness() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    let run = msenas(&[
+        "search",
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--fitness",
+        "short_train",
+        "--objectives",
+        "short_train,params",
+        "--set",
+        "search.short_train.samples=32",
+        "--set",
+        "search.short_train.val_samples=20",
+        "--quiet",
+        "--out",
+        o,
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let log = log_without_timings(&out);
+    assert!(!log.is_empty());
+    let mut best = (f64::NEG_INFINITY, String::new());
+    for e in &log {
+        let v = e["scores"]["short_train"]
+            .as_f64()
+            .expect("short_train logged");
+        if e["status"] == "ok" {
+            // an accuracy on 20 validation samples
+            assert!((0.0..=1.0).contains(&v), "{v}");
+            assert!((v * 20.0 - (v * 20.0).round()).abs() < 1e-9, "{v}");
+        } else {
+            assert_eq!(v, 0.0, "a dead or failed candidate is not trained");
+        }
+        if v > best.0 {
+            best = (v, e["key"].as_str().unwrap().to_string());
+        }
+    }
+    let genome = std::fs::read_to_string(out.join("best.json")).unwrap();
+    let keys: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["scores"]["short_train"].as_f64() == Some(best.0))
+        .map(|e| &e["genome"])
+        .collect();
+    let best_json: Value = serde_json::from_str(&genome).unwrap();
+    assert!(
+        keys.contains(&&best_json),
+        "best.json is not a top short_train candidate"
     );
 }

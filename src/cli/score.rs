@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::evolve::evaluate::{cpu_probe_stats, make_evaluator, scorable};
+use crate::evolve::evaluate::{cpu_probe_stats, scorable};
 use crate::evolve::search;
 use crate::fitness::rdm_matrix;
 use crate::report::plot;
@@ -72,7 +72,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let genome = super::read_genome(&a.genome)?;
     let (settings, probe, ds) = search::prepare(&cfg, scores.clone())?;
-    let mut evaluator = make_evaluator(&cfg.search.device, settings.clone(), probe.clone())?;
+    let mut evaluator = crate::evolve::short_train::make_search_evaluator(
+        &cfg,
+        settings.clone(),
+        probe.clone(),
+        &ds,
+    )?;
     let ev = evaluator
         .evaluate(std::slice::from_ref(&genome))
         .pop()

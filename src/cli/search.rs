@@ -10,7 +10,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::Config;
-use crate::evolve::evaluate::{make_evaluator, Evaluation};
+use crate::evolve::evaluate::Evaluation;
 use crate::evolve::run_dir::{self, RunDir};
 use crate::evolve::search::{self, GenerationSummary, Observer};
 use crate::genome::motifs;
@@ -196,7 +196,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // Everything that can refuse the settings runs before a new run folder is created.
     let scores = search::search_scores(&cfg)?;
     let (settings, probe, ds) = search::prepare(&cfg, scores)?;
-    let mut evaluator = make_evaluator(&cfg.search.device, settings, probe)?;
+    let mut evaluator =
+        crate::evolve::short_train::make_search_evaluator(&cfg, settings, probe, &ds)?;
     let (mut dir, records) = match resumed {
         Some(r) => r,
         None => {

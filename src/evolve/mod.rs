@@ -7,6 +7,7 @@ pub mod nsga2;
 pub mod proxy;
 pub mod run_dir;
 pub mod search;
+pub mod short_train;
 
 pub use evaluate::{
     make_evaluator, CpuEvaluator, EvalSettings, Evaluation, Evaluator, Probe, ProbeBatch, Status,

@@ -109,7 +109,12 @@ pub fn prepare(cfg: &Config, scores: Vec<String>) -> Result<(EvalSettings, Probe
         weight_seeds: cfg.search.weight_seeds,
         scores,
     };
-    settings.validate()?;
+    // Training scores (`short_train`) are computed by a wrapper around the training-free
+    // evaluator (`short_train::make_search_evaluator`); everything else is checked here.
+    for s in &settings.scores {
+        fitness::score_def(s)?;
+    }
+    super::short_train::training_free_part(&settings).validate()?;
     Ok((settings, probe, ds))
 }
 

@@ -103,7 +103,9 @@ static REGISTRY: [ScoreDef; 11] = [
         name: "short_train",
         direction: Direction::Maximize,
         worst: 0.0,
-        formula: "validation accuracy after E epochs on the training split (computed by the trainer)",
+        formula: "validation accuracy after one pass over a stratified subset of the training split \
+                  (search.short_train: samples, batch_size, lr; accuracy on val_samples validation samples); \
+                  trains the candidate, so not training-free",
         from_spikes: false,
     },
     ScoreDef {
