@@ -171,19 +171,24 @@ impl Config {
     pub fn load(preset_name: Option<&str>, file: Option<&Path>, sets: &[String]) -> Result<Config> {
         let mut cfg = preset(preset_name.unwrap_or("cpu"))?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            let patch: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", path.display())))?;
-            let mut base = serde_json::to_value(&cfg).expect("config serialises");
-            merge(&mut base, &patch, "", &path.display().to_string())?;
-            cfg = serde_json::from_value(base)
-                .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+            cfg = cfg.with_file(path)?;
         }
         for s in sets {
             cfg = cfg.with_set(s)?;
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Apply a JSON config file: the keys it holds replace this config's (unknown keys are
+    /// refused, naming the key and the file).
+    pub fn with_file(&self, path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let patch: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", path.display())))?;
+        let mut base = serde_json::to_value(self).expect("config serialises");
+        merge(&mut base, &patch, "", &path.display().to_string())?;
+        serde_json::from_value(base).map_err(|e| Error::input(format!("{}: {e}", path.display())))
     }
 
     /// Apply one `key=value` (dotted keys; the value is JSON, or a plain string).
@@ -234,9 +239,9 @@ impl Config {
         if s.objectives.is_empty() {
             errs.push("search.objectives: empty (allowed: one or more score names)".into());
         }
-        if !["triangle", "sigmoid", "atan"].contains(&self.train.surrogate.as_str()) {
+        if crate::cpu::grad::Surrogate::parse(&self.train.surrogate).is_none() {
             errs.push(format!(
-                "train.surrogate: '{}' (allowed: triangle, sigmoid, atan)",
+                "train.surrogate: '{}' (allowed: triangle, sigmoid, atan, optionally NAME:ALPHA)",
                 self.train.surrogate
             ));
         }
@@ -248,6 +253,12 @@ impl Config {
         }
         if self.train.batch_size == 0 {
             errs.push("train.batch_size: 0 (allowed: >= 1)".into());
+        }
+        if self.train.epochs == 0 {
+            errs.push("train.epochs: 0 (allowed: >= 1)".into());
+        }
+        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+            errs.push(format!("train.lr: {} (allowed: > 0)", self.train.lr));
         }
         if errs.is_empty() {
             Ok(())
