@@ -85,9 +85,14 @@ pub struct TrainConfig {
     pub surrogate: String,
     /// `ce` or `mse`.
     pub loss: String,
-    /// Random-crop padding (0 disables) and horizontal flip for static images.
+    /// Random-crop padding (0 disables) and horizontal flip with probability 1/2, applied to
+    /// static images and to event frames (one transform for all time bins of a sample). Leave
+    /// `flip` off where left and right carry the class (DVS128 Gesture's hand waves).
     pub crop_pad: usize,
     pub flip: bool,
+    /// Event data only: rotation by an angle uniform in `[-deg, deg]` about the image centre,
+    /// the same for all time bins of a sample (0 disables; static images are never rotated).
+    pub event_rotate_deg: f32,
 }
 
 impl Default for TrainConfig {
@@ -103,6 +108,7 @@ impl Default for TrainConfig {
             loss: "ce".into(),
             crop_pad: 1,
             flip: false,
+            event_rotate_deg: 0.0,
         }
     }
 }
@@ -254,6 +260,10 @@ impl Config {
         if self.train.batch_size == 0 {
             errs.push("train.batch_size: 0 (allowed: >= 1)".into());
         }
+        let deg = self.train.event_rotate_deg;
+        if !(deg.is_finite() && (0.0..=180.0).contains(&deg)) {
+            errs.push(format!("train.event_rotate_deg: {deg} (allowed: 0 to 180)"));
+        }
         if self.train.epochs == 0 {
             errs.push("train.epochs: 0 (allowed: >= 1)".into());
         }
@@ -334,6 +344,23 @@ mod tests {
         let e = c.with_set("space.width=abc").unwrap_err().to_string();
         assert!(e.contains("space.width=abc"), "{e}");
         assert!(c.with_set("seed=7").unwrap().seed == 7);
+    }
+
+    #[test]
+    fn configs_without_newer_train_keys_load() {
+        let old = r#"{"train": {"epochs": 2, "crop_pad": 0, "flip": true}}"#;
+        let c: Config = serde_json::from_str(old).unwrap();
+        assert_eq!(c.train.epochs, 2);
+        assert_eq!(c.train.event_rotate_deg, 0.0);
+        let t: TrainConfig = serde_json::from_str(r#"{"epochs": 3}"#).unwrap();
+        assert_eq!(t.event_rotate_deg, 0.0);
+        let e = Config::default()
+            .with_set("train.event_rotate_deg=-5")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.event_rotate_deg"), "{e}");
     }
 
     #[test]
