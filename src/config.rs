@@ -114,9 +114,14 @@ pub struct TrainConfig {
     pub surrogate: String,
     /// `ce` or `mse`.
     pub loss: String,
-    /// Random-crop padding (0 disables) and horizontal flip for static images.
+    /// Random-crop padding (0 disables) and horizontal flip with probability 1/2, applied to
+    /// static images and to event frames (one transform for all time bins of a sample). Leave
+    /// `flip` off where left and right carry the class (DVS128 Gesture's hand waves).
     pub crop_pad: usize,
     pub flip: bool,
+    /// Event data only: rotation by an angle uniform in `[-deg, deg]` about the image centre,
+    /// the same for all time bins of a sample (0 disables; static images are never rotated).
+    pub event_rotate_deg: f32,
 }
 
 impl Default for TrainConfig {
@@ -132,6 +137,7 @@ impl Default for TrainConfig {
             loss: "ce".into(),
             crop_pad: 1,
             flip: false,
+            event_rotate_deg: 0.0,
         }
     }
 }
@@ -200,19 +206,24 @@ impl Config {
     pub fn load(preset_name: Option<&str>, file: Option<&Path>, sets: &[String]) -> Result<Config> {
         let mut cfg = preset(preset_name.unwrap_or("cpu"))?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            let patch: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", path.display())))?;
-            let mut base = serde_json::to_value(&cfg).expect("config serialises");
-            merge(&mut base, &patch, "", &path.display().to_string())?;
-            cfg = serde_json::from_value(base)
-                .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+            cfg = cfg.with_file(path)?;
         }
         for s in sets {
             cfg = cfg.with_set(s)?;
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Apply a JSON config file: the keys it holds replace this config's (unknown keys are
+    /// refused, naming the key and the file).
+    pub fn with_file(&self, path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let patch: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", path.display())))?;
+        let mut base = serde_json::to_value(self).expect("config serialises");
+        merge(&mut base, &patch, "", &path.display().to_string())?;
+        serde_json::from_value(base).map_err(|e| Error::input(format!("{}: {e}", path.display())))
     }
 
     /// Apply one `key=value` (dotted keys; the value is JSON, or a plain string).
@@ -275,9 +286,9 @@ impl Config {
         if s.objectives.is_empty() {
             errs.push("search.objectives: empty (allowed: one or more score names)".into());
         }
-        if !["triangle", "sigmoid", "atan"].contains(&self.train.surrogate.as_str()) {
+        if crate::cpu::grad::Surrogate::parse(&self.train.surrogate).is_none() {
             errs.push(format!(
-                "train.surrogate: '{}' (allowed: triangle, sigmoid, atan)",
+                "train.surrogate: '{}' (allowed: triangle, sigmoid, atan, optionally NAME:ALPHA)",
                 self.train.surrogate
             ));
         }
@@ -289,6 +300,16 @@ impl Config {
         }
         if self.train.batch_size == 0 {
             errs.push("train.batch_size: 0 (allowed: >= 1)".into());
+        }
+        let deg = self.train.event_rotate_deg;
+        if !(deg.is_finite() && (0.0..=180.0).contains(&deg)) {
+            errs.push(format!("train.event_rotate_deg: {deg} (allowed: 0 to 180)"));
+        }
+        if self.train.epochs == 0 {
+            errs.push("train.epochs: 0 (allowed: >= 1)".into());
+        }
+        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+            errs.push(format!("train.lr: {} (allowed: > 0)", self.train.lr));
         }
         if errs.is_empty() {
             Ok(())
@@ -364,6 +385,23 @@ mod tests {
         let e = c.with_set("space.width=abc").unwrap_err().to_string();
         assert!(e.contains("space.width=abc"), "{e}");
         assert!(c.with_set("seed=7").unwrap().seed == 7);
+    }
+
+    #[test]
+    fn configs_without_newer_train_keys_load() {
+        let old = r#"{"train": {"epochs": 2, "crop_pad": 0, "flip": true}}"#;
+        let c: Config = serde_json::from_str(old).unwrap();
+        assert_eq!(c.train.epochs, 2);
+        assert_eq!(c.train.event_rotate_deg, 0.0);
+        let t: TrainConfig = serde_json::from_str(r#"{"epochs": 3}"#).unwrap();
+        assert_eq!(t.event_rotate_deg, 0.0);
+        let e = Config::default()
+            .with_set("train.event_rotate_deg=-5")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.event_rotate_deg"), "{e}");
     }
 
     #[test]

@@ -153,6 +153,20 @@ fn user_mistakes_exit_2_with_one_line() {
             "3".into(),
         ],
         vec!["train".into(), "--resume".into(), dir.path().into()],
+        vec![
+            "train".into(),
+            "--resume".into(),
+            dir.path().into(),
+            "--set".into(),
+            "train.epochs=3".into(),
+        ],
+        vec![
+            "train".into(),
+            "--resume".into(),
+            dir.path().into(),
+            "--config".into(),
+            g.clone().into(),
+        ],
         vec!["evaluate".into(), dir.path().into()],
         vec!["evaluate".into(), g.clone().into()],
     ];
@@ -162,5 +176,97 @@ fn user_mistakes_exit_2_with_one_line() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("msenas: error:"), "{args:?}: {err}");
+    }
+}
+
+/// The tiny settings, as flags the config cannot override.
+const TINY: [&str; 7] = ["--size", "8", "--width", "2", "--timesteps", "1", "--quiet"];
+
+#[test]
+fn config_file_and_set_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = genome(dir.path());
+    let file = dir.path().join("train.json");
+    std::fs::write(
+        &file,
+        r#"{"train": {"epochs": 3, "batch_size": 64, "crop_pad": 0}}"#,
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let out = msenas()
+        .arg("train")
+        .arg(&g)
+        .args(TINY)
+        .arg("--config")
+        .arg(&file)
+        .args(["--set", "train.epochs=1", "--set", "train.batch_size=8"])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ck = msenas::train::checkpoint::Checkpoint::read(&run.join("state.ckpt")).unwrap();
+    let c = &ck.meta.config;
+    assert_eq!((c.epochs, c.batch_size, c.crop_pad), (1, 8, 0));
+    assert_eq!(ck.meta.plan.spec.timesteps, 1);
+    let log = std::fs::read_to_string(run.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+}
+
+#[test]
+fn bad_set_keys_and_values_exit_2_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = genome(dir.path());
+    let bad_file = dir.path().join("bad.json");
+    std::fs::write(&bad_file, r#"{"train": {"epoch": 2}}"#).unwrap();
+    let run = dir.path().join("run");
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (
+            vec!["--set".into(), "train.epochz=1".into()],
+            "train.epochz",
+        ),
+        (
+            vec!["--set".into(), "train.batch_size=abc".into()],
+            "train.batch_size",
+        ),
+        (
+            vec!["--set".into(), "train.loss=hinge".into()],
+            "train.loss",
+        ),
+        (
+            vec!["--set".into(), "train.epochs=0".into()],
+            "train.epochs",
+        ),
+        (
+            vec!["--set".into(), "search.population=4".into()],
+            "search.population",
+        ),
+        (vec!["--set".into(), "train.epochs".into()], "train.epochs"),
+        (
+            vec!["--config".into(), bad_file.clone().into()],
+            "train.epoch",
+        ),
+        (vec!["--preset".into(), "huge".into()], "--preset"),
+    ];
+    for (extra, key) in cases {
+        let out = msenas()
+            .arg("train")
+            .arg(&g)
+            .args(TINY)
+            .args(&extra)
+            .arg("--out")
+            .arg(&run)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+        assert!(err.starts_with("msenas: error:"), "{extra:?}: {err}");
+        assert!(err.contains(key), "{extra:?}: {err}");
+        assert!(!run.exists(), "{extra:?}: the run folder was created");
     }
 }

@@ -93,6 +93,78 @@ pub fn init_params(plan: &Plan, seed: u64) -> Vec<f32> {
     out
 }
 
+/// The output of an op that reads only its inputs and parameters (convolution, addition,
+/// channel concatenation, global average pooling, linear, mean over time), over `t * b`
+/// samples; `get` returns an input tensor. `None` for LIF and batch norm, whose callers keep
+/// state (membranes, statistics) of their own. The CPU executor and the training tape both run
+/// these ops through here.
+pub(crate) fn apply_op<'a>(
+    plan: &Plan,
+    params: &[f32],
+    op: &Op,
+    t: usize,
+    b: usize,
+    get: impl Fn(usize) -> &'a [f32],
+) -> Option<Vec<f32>> {
+    let n = t * b;
+    let y_desc = &plan.tensors[op.output()];
+    let param = |id: usize| {
+        let p = &plan.params[id];
+        &params[p.offset..p.offset + p.len]
+    };
+    Some(match op {
+        Op::Lif { .. } | Op::BatchNorm { .. } => return None,
+        Op::Conv { x, weight, .. } => {
+            let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
+            let mut y = vec![0.0; shape.out_len()];
+            conv2d(get(*x), param(*weight), &shape, &mut y);
+            y
+        }
+        Op::Add { xs, .. } => {
+            let mut acc = get(xs[0]).to_vec();
+            for &x in &xs[1..] {
+                add_into(&mut acc, get(x));
+            }
+            acc
+        }
+        Op::Concat { xs, .. } => {
+            let ins: Vec<(&[f32], usize)> =
+                xs.iter().map(|&x| (get(x), plan.tensors[x].c)).collect();
+            let mut y = vec![0.0; n * y_desc.sample_len()];
+            concat_channels(&ins, n, y_desc.hw(), &mut y);
+            y
+        }
+        Op::AvgPool { x, .. } => {
+            let xd = &plan.tensors[*x];
+            let mut y = vec![0.0; n * xd.c];
+            global_avg_pool(get(*x), n, xd.c, xd.hw(), &mut y);
+            y
+        }
+        Op::Linear {
+            x, weight, bias, ..
+        } => {
+            let in_f = plan.tensors[*x].sample_len();
+            let mut y = vec![0.0; n * y_desc.c];
+            linear(
+                get(*x),
+                n,
+                in_f,
+                param(*weight),
+                param(*bias),
+                y_desc.c,
+                &mut y,
+            );
+            y
+        }
+        Op::MeanTime { x, .. } => {
+            let m = b * y_desc.c;
+            let mut y = vec![0.0; m];
+            mean_time(get(*x), t, m, &mut y);
+            y
+        }
+    })
+}
+
 /// Run the plan on `input` (`[T, B, C, H, W]`, or `[B, C, H, W]` repeated over T when its length
 /// is one step's worth).
 pub fn forward(plan: &Plan, params: &[f32], input: &[f32], opts: &ForwardOptions) -> ForwardOutput {
@@ -140,12 +212,6 @@ pub fn forward(plan: &Plan, params: &[f32], input: &[f32], opts: &ForwardOptions
                 }
                 s
             }
-            Op::Conv { x, weight, .. } => {
-                let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
-                let mut y = vec![0.0; shape.out_len()];
-                conv2d(get(*x), param(*weight), &shape, &mut y);
-                y
-            }
             Op::BatchNorm {
                 x,
                 gamma,
@@ -180,48 +246,7 @@ pub fn forward(plan: &Plan, params: &[f32], input: &[f32], opts: &ForwardOptions
                 );
                 y
             }
-            Op::Add { xs, .. } => {
-                let mut acc = get(xs[0]).to_vec();
-                for &x in &xs[1..] {
-                    add_into(&mut acc, get(x));
-                }
-                acc
-            }
-            Op::Concat { xs, .. } => {
-                let ins: Vec<(&[f32], usize)> =
-                    xs.iter().map(|&x| (get(x), plan.tensors[x].c)).collect();
-                let mut y = vec![0.0; n * y_desc.sample_len()];
-                concat_channels(&ins, n, y_desc.hw(), &mut y);
-                y
-            }
-            Op::AvgPool { x, .. } => {
-                let xd = &plan.tensors[*x];
-                let mut y = vec![0.0; n * xd.c];
-                global_avg_pool(get(*x), n, xd.c, xd.hw(), &mut y);
-                y
-            }
-            Op::Linear {
-                x, weight, bias, ..
-            } => {
-                let in_f = plan.tensors[*x].sample_len();
-                let mut y = vec![0.0; n * y_desc.c];
-                linear(
-                    get(*x),
-                    n,
-                    in_f,
-                    param(*weight),
-                    param(*bias),
-                    y_desc.c,
-                    &mut y,
-                );
-                y
-            }
-            Op::MeanTime { x, .. } => {
-                let m = b * y_desc.c;
-                let mut y = vec![0.0; m];
-                mean_time(get(*x), t, m, &mut y);
-                y
-            }
+            _ => apply_op(plan, params, op, t, b, get).expect("an op without state"),
         };
         tensors[op.output()] = Some(y);
         if !opts.keep_tensors {

@@ -4,17 +4,19 @@
 //! into a flat vector aligned with the plan's parameters (`ParamDesc::offset`).
 //!
 //! The forward pass is the executor's ([`crate::cpu::forward`], batch statistics) op for op
-//! and bit for bit; it also records each LIF population's membrane before the reset (the
-//! surrogate needs it) and each batch norm's batch statistics (the backward pass and the
-//! running-statistics update need them).
+//! and bit for bit: the ops without state run through the executor's own per-op function
+//! ([`crate::cpu::executor::apply_op`]); LIF and batch norm run here, because the tape also
+//! records each LIF population's membrane before the reset (the surrogate needs it) and each
+//! batch norm's batch statistics (the backward pass and the running-statistics update need
+//! them), and gradient checks may replace spikes and gates.
 
+use crate::cpu::executor::apply_op;
 use crate::cpu::grad::{
     bn_backward, concat_backward, conv2d_backward_input, conv2d_backward_weight,
     global_avg_pool_backward, lif_backward, linear_backward, mean_time_backward, Surrogate,
 };
 use crate::cpu::{
-    add_into, bn_apply, bn_stats, concat_channels, conv2d, global_avg_pool, lif_membrane, linear,
-    mean_time, ConvShape, Gate as CpuGate, LifParams,
+    add_into, bn_apply, bn_stats, lif_membrane, ConvShape, Gate as CpuGate, LifParams,
 };
 use crate::plan::{Op, Plan};
 
@@ -106,12 +108,6 @@ pub fn forward_tape(
                 v_pre[*pop] = v;
                 s
             }
-            Op::Conv { x, weight, .. } => {
-                let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
-                let mut y = vec![0.0; shape.out_len()];
-                conv2d(get(*x), param(*weight), &shape, &mut y);
-                y
-            }
             Op::BatchNorm {
                 x,
                 gamma,
@@ -148,48 +144,7 @@ pub fn forward_tape(
                 stats[*bn] = (mean, var);
                 y
             }
-            Op::Add { xs, .. } => {
-                let mut acc = get(xs[0]).to_vec();
-                for &x in &xs[1..] {
-                    add_into(&mut acc, get(x));
-                }
-                acc
-            }
-            Op::Concat { xs, .. } => {
-                let ins: Vec<(&[f32], usize)> =
-                    xs.iter().map(|&x| (get(x), plan.tensors[x].c)).collect();
-                let mut y = vec![0.0; n * y_desc.sample_len()];
-                concat_channels(&ins, n, y_desc.hw(), &mut y);
-                y
-            }
-            Op::AvgPool { x, .. } => {
-                let xd = &plan.tensors[*x];
-                let mut y = vec![0.0; n * xd.c];
-                global_avg_pool(get(*x), n, xd.c, xd.hw(), &mut y);
-                y
-            }
-            Op::Linear {
-                x, weight, bias, ..
-            } => {
-                let in_f = plan.tensors[*x].sample_len();
-                let mut y = vec![0.0; n * y_desc.c];
-                linear(
-                    get(*x),
-                    n,
-                    in_f,
-                    param(*weight),
-                    param(*bias),
-                    y_desc.c,
-                    &mut y,
-                );
-                y
-            }
-            Op::MeanTime { x, .. } => {
-                let m = batch * y_desc.c;
-                let mut y = vec![0.0; m];
-                mean_time(get(*x), t, m, &mut y);
-                y
-            }
+            _ => apply_op(plan, params, op, t, batch, get).expect("an op without state"),
         };
         tensors[op.output()] = Some(y);
     }

@@ -153,6 +153,12 @@ fn settings(cfg: &TrainConfig) -> Result<Settings> {
     if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
         return Err(Error::input(format!("train.lr: {} (allowed: > 0)", cfg.lr)));
     }
+    let deg = cfg.event_rotate_deg;
+    if !(deg.is_finite() && (0.0..=180.0).contains(&deg)) {
+        return Err(Error::input(format!(
+            "train.event_rotate_deg: {deg} (allowed: 0 to 180)"
+        )));
+    }
     Ok(Settings {
         loss,
         surrogate,
@@ -267,8 +273,9 @@ struct State {
 }
 
 /// Train with the epoch loop: each epoch shuffles the training split (seeded by (seed, epoch)),
-/// augments static images (random crop with `crop_pad` zero padding, horizontal flip when
-/// `flip`), runs forward + backward per batch, updates batch-norm running statistics and takes an
+/// augments every sample (random crop with `crop_pad` zero padding, horizontal flip when
+/// `flip`, and for event data a rotation up to `event_rotate_deg`; one transform for all time
+/// bins of a sample), runs forward + backward per batch, updates batch-norm running statistics and takes an
 /// AdamW step at the scheduled rate; then measures the validation split and keeps the best
 /// epoch's weights, writes `state.ckpt`, `model.ckpt` (when the best changed), `log.csv` and
 /// `curves.png`. After the last epoch the test split is measured once with the best weights and
@@ -332,13 +339,7 @@ pub fn train_with(
     let warmup = steps_per_epoch * cfg.warmup_epochs as u64;
     let peak = peak_lr(cfg.lr, bs);
     let static_images = ds.train.frames == 1;
-    let aug = EventAugment {
-        pad: cfg.crop_pad,
-        flip: cfg.flip,
-        max_rotate_deg: 0.0,
-    };
-    let augment = static_images && (cfg.crop_pad > 0 || cfg.flip);
-    let (c, h, w) = (ds.train.c, ds.train.h, ds.train.w);
+    let aug = train_augment(cfg, static_images);
     let meta_base = |kind: &str, epoch: usize, s: &State| Meta {
         kind: kind.into(),
         genome: genome_json.clone(),
@@ -368,10 +369,7 @@ pub fn train_with(
         let mut lr = 0.0;
         for chunk in order.chunks(bs) {
             let b = chunk.len();
-            let mut x = ds.train.batch(chunk, if static_images { 1 } else { t });
-            if augment {
-                augment_events(&mut x, 1, b, c, h, w, &aug, &mut rng);
-            }
+            let x = augmented_batch(&ds.train, chunk, t, aug.as_ref(), &mut rng);
             let tape = backprop::forward_tape(
                 plan,
                 &s.params,
@@ -489,6 +487,42 @@ pub fn train_with(
         crate::fsio::write_atomic(&out_dir.join("result.json"), json.as_bytes())?;
     }
     Ok(result)
+}
+
+/// The augmentation of a run's training batches, `None` when it changes nothing: random crop
+/// and flip from `crop_pad` and `flip`, and for event data (`static_images` false) the rotation
+/// of `event_rotate_deg`.
+fn train_augment(cfg: &TrainConfig, static_images: bool) -> Option<EventAugment> {
+    let aug = EventAugment {
+        pad: cfg.crop_pad,
+        flip: cfg.flip,
+        max_rotate_deg: if static_images {
+            0.0
+        } else {
+            cfg.event_rotate_deg
+        },
+    };
+    (aug.pad > 0 || aug.flip || aug.max_rotate_deg > 0.0).then_some(aug)
+}
+
+/// The training batch of samples `idx`, `[T, B, C, H, W]` for event data (one frame per time
+/// step) or `[B, C, H, W]` for static images, augmented with `aug`: one random transform per
+/// sample, the same for all its frames. Draws from `rng` per sample, in order (see
+/// [`augment_events`]).
+fn augmented_batch(
+    split: &Split,
+    idx: &[usize],
+    t: usize,
+    aug: Option<&EventAugment>,
+    rng: &mut SplitMix64,
+) -> Vec<f32> {
+    let frames = if split.frames == 1 { 1 } else { t };
+    let mut x = split.batch(idx, frames);
+    if let Some(aug) = aug {
+        let (c, h, w) = (split.c, split.h, split.w);
+        augment_events(&mut x, frames, idx.len(), c, h, w, aug, rng);
+    }
+    x
 }
 
 /// `H*W` of batch-norm layer `i`.
@@ -654,4 +688,118 @@ pub fn load_model(path: &Path) -> Result<(Checkpoint, Vec<f32>, BnRunning)> {
     let params = ck.need(p, np, path)?;
     let bn = unflatten_bn(plan, &ck.need(m, nb, path)?, &ck.need(v, nb, path)?);
     Ok((ck, params, bn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{load, DataOptions};
+
+    /// The `(dy, dx, flip)` crop offsets and flip (within `pad`) mapping every frame of `raw`
+    /// (`[t][c, h, w]` planes of one sample) onto `aug`, with zeros outside.
+    fn find_shift(
+        raw: &[Vec<f32>],
+        aug: &[Vec<f32>],
+        c: usize,
+        h: usize,
+        w: usize,
+        pad: isize,
+    ) -> Vec<(isize, isize, bool)> {
+        let mut found = Vec::new();
+        for dy in -pad..=pad {
+            for dx in -pad..=pad {
+                for flip in [false, true] {
+                    let fits = raw.iter().zip(aug).all(|(r, a)| {
+                        (0..c * h * w).all(|i| {
+                            let (ci, y, x) = (i / (h * w), (i / w) % h, i % w);
+                            let fx = if flip { w - 1 - x } else { x };
+                            let (sy, sx) = (y as isize + dy, fx as isize + dx);
+                            let v = if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
+                                r[(ci * h + sy as usize) * w + sx as usize]
+                            } else {
+                                0.0
+                            };
+                            a[i] == v
+                        })
+                    });
+                    if fits {
+                        found.push((dy, dx, flip));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn event_batches_are_augmented_alike_over_time_and_deterministically() {
+        let t = 4;
+        let opts = DataOptions {
+            timesteps: t,
+            size: Some(12),
+            ..Default::default()
+        };
+        let ds = load("digits_dvs", &opts).unwrap();
+        let split = &ds.train;
+        assert_eq!(split.frames, t);
+        let cfg = TrainConfig {
+            crop_pad: 2,
+            flip: true,
+            ..TrainConfig::default()
+        };
+        let aug = train_augment(&cfg, false).unwrap();
+        assert_eq!(aug.max_rotate_deg, 0.0);
+        let idx: Vec<usize> = (0..16).collect();
+        let (b, c, h, w) = (idx.len(), split.c, split.h, split.w);
+        let raw = split.batch(&idx, t);
+        let mut rng = SplitMix64::for_epoch(3, 0, STREAM_TRAIN);
+        let x = augmented_batch(split, &idx, t, Some(&aug), &mut rng);
+        assert_eq!(x.len(), raw.len());
+        assert_ne!(x, raw, "augmentation changed nothing");
+        // Each sample: one crop offset and flip for all its time bins.
+        let fl = c * h * w;
+        let frames = |v: &[f32], bi: usize| -> Vec<Vec<f32>> {
+            (0..t)
+                .map(|ti| v[(ti * b + bi) * fl..(ti * b + bi + 1) * fl].to_vec())
+                .collect()
+        };
+        let mut moved = 0;
+        for bi in 0..b {
+            let (r, a) = (frames(&raw, bi), frames(&x, bi));
+            assert!(r.iter().any(|f| f.iter().any(|&v| v != 0.0)));
+            let fits = find_shift(&r, &a, c, h, w, 2);
+            assert!(
+                !fits.is_empty(),
+                "sample {bi}: no single shift maps all frames"
+            );
+            if !fits.contains(&(0, 0, false)) {
+                moved += 1;
+            }
+        }
+        assert!(moved > b / 2, "only {moved} of {b} samples moved");
+        // The same seed gives the same batch; another seed another.
+        let mut rng = SplitMix64::for_epoch(3, 0, STREAM_TRAIN);
+        assert_eq!(augmented_batch(split, &idx, t, Some(&aug), &mut rng), x);
+        let mut rng = SplitMix64::for_epoch(4, 0, STREAM_TRAIN);
+        assert_ne!(augmented_batch(split, &idx, t, Some(&aug), &mut rng), x);
+        // Rotation (event data only) keeps the shape and stays deterministic.
+        let rot = TrainConfig {
+            event_rotate_deg: 10.0,
+            ..cfg.clone()
+        };
+        assert_eq!(train_augment(&rot, true), train_augment(&cfg, true));
+        let aug = train_augment(&rot, false).unwrap();
+        assert_eq!(aug.max_rotate_deg, 10.0);
+        let mut rng = SplitMix64::for_epoch(3, 0, STREAM_TRAIN);
+        let r1 = augmented_batch(split, &idx, t, Some(&aug), &mut rng);
+        let mut rng = SplitMix64::for_epoch(3, 0, STREAM_TRAIN);
+        assert_eq!(augmented_batch(split, &idx, t, Some(&aug), &mut rng), r1);
+        assert!(r1.iter().all(|v| v.is_finite()));
+        // Nothing to do: no augmentation.
+        let none = TrainConfig {
+            crop_pad: 0,
+            ..TrainConfig::default()
+        };
+        assert!(train_augment(&none, false).is_none());
+    }
 }
