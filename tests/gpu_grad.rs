@@ -1,0 +1,367 @@
+//! The training kernels (`gpu::kernels::grad`) against their CPU twins (`cpu::grad`,
+//! `cpu::lif_membrane`, `train::optim::AdamW`, `cpu::bn_update_running`), on every backend that
+//! offers compute here (the one `WGPU_BACKEND` picks, e.g. Vulkan on lavapipe, and GL).
+//!
+//! Bit-exact: copies and broadcasts, the LIF forward and its triangle-surrogate backward, the
+//! convolution input gradient, the linear gradients, accumulation, the running statistics.
+//! Within a stated tolerance (measured maxima are printed): sums the GPU reduces by a tree in f32
+//! where the CPU runs f64 or another order (convolution weight gradient, batch norm, losses), and
+//! values through WGSL's `exp`, `log`, division and `sqrt`.
+//!
+//! No adapter: with `CI` set the tests fail; otherwise they print a skip message and pass.
+
+use std::sync::{Mutex, OnceLock};
+
+use msenas::cpu;
+use msenas::cpu::grad::{self as cgrad, Surrogate};
+use msenas::gpu::kernels::grad;
+use msenas::gpu::{DeviceChoice, GpuContext, Recorder, View};
+
+// ---------------------------------------------------------------- harness
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    /// What `WGPU_BACKEND` allows (all by default): lavapipe's Vulkan here.
+    Primary,
+    /// wgpu's GL backend, where the adapter offers compute shaders.
+    Gl,
+}
+
+fn context(backend: Backend) -> Option<&'static GpuContext> {
+    static PRIMARY: OnceLock<Option<GpuContext>> = OnceLock::new();
+    static GL: OnceLock<Option<GpuContext>> = OnceLock::new();
+    let (cell, backends) = match backend {
+        Backend::Primary => (&PRIMARY, None),
+        Backend::Gl => (&GL, Some(wgpu::Backends::GL)),
+    };
+    cell.get_or_init(
+        || match GpuContext::with_backends(&DeviceChoice::Auto, backends) {
+            Ok(c) => {
+                eprintln!(
+                    "[{backend:?}] adapter: {} ({:?}, {:?})",
+                    c.info.name, c.info.backend, c.info.device_type
+                );
+                Some(c)
+            }
+            Err(e) => {
+                if matches!(backend, Backend::Primary) && std::env::var_os("CI").is_some() {
+                    panic!("CI is set but no GPU adapter is usable: {e}");
+                }
+                eprintln!("skip [{backend:?}]: {e}");
+                None
+            }
+        },
+    )
+    .as_ref()
+}
+
+/// One device, one test at a time: lavapipe is slow and shares the machine's cores.
+fn run(backend: Backend, name: &str, body: fn(&GpuContext)) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    match context(backend) {
+        Some(ctx) => body(ctx),
+        None => eprintln!("skip {name} [{backend:?}]: no adapter with compute shaders"),
+    }
+}
+
+/// Turns one parity check into a test per backend.
+macro_rules! on_backends {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn primary() {
+                super::run(super::Backend::Primary, stringify!($name), super::$name);
+            }
+            #[test]
+            fn gl() {
+                super::run(super::Backend::Gl, stringify!($name), super::$name);
+            }
+        }
+    };
+}
+
+/// Seeded inputs from the crate's own counter-based generator: uniform in [lo, hi).
+fn uniform(seed: u32, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..len as u32)
+        .map(|i| lo + (hi - lo) * cpu::rng::unit(i, cpu::rng::pcg(seed)))
+        .collect()
+}
+
+fn up(ctx: &GpuContext, data: &[f32]) -> wgpu::Buffer {
+    ctx.upload("in", data).unwrap()
+}
+
+/// An output buffer of `len` elements after `pad` elements of NaN, so a kernel that ignores the
+/// view's offset or writes past its end shows up.
+fn out_buf(ctx: &GpuContext, pad: usize, len: usize) -> wgpu::Buffer {
+    ctx.upload("out", &vec![f32::NAN; pad + len + pad]).unwrap()
+}
+
+fn read(ctx: &GpuContext, buf: &wgpu::Buffer, pad: usize, len: usize) -> Vec<f32> {
+    let all: Vec<f32> = ctx
+        .read(View::new(buf, 0, 2 * pad + len))
+        .expect("read back");
+    for (i, v) in all[..pad].iter().chain(&all[pad + len..]).enumerate() {
+        assert!(v.is_nan(), "padding element {i} was overwritten with {v}");
+    }
+    all[pad..pad + len].to_vec()
+}
+
+fn submit(rec: Recorder<'_>) {
+    rec.submit().expect("submit");
+}
+
+/// Bit-for-bit equality (so -0 differs from +0 and NaNs must match).
+fn assert_bits(what: &str, gpu: &[f32], cpu: &[f32]) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+    for i in 0..gpu.len() {
+        assert!(
+            gpu[i].to_bits() == cpu[i].to_bits(),
+            "{what}[{i}]: gpu {:e} ({:#010x}) cpu {:e} ({:#010x})",
+            gpu[i],
+            gpu[i].to_bits(),
+            cpu[i],
+            cpu[i].to_bits()
+        );
+    }
+}
+
+/// |g - c| <= atol + rtol * |scale| element by element; returns the largest |g - c| / (atol +
+/// |scale|) seen (the error in units of the scale) after printing it.
+fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], scale: &[f32], rtol: f32, atol: f32) -> f32 {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+    assert_eq!(scale.len(), cpu.len(), "{what}: scale length");
+    let mut worst = (0.0f32, 0.0f32, 0usize);
+    for i in 0..gpu.len() {
+        let err = (gpu[i] - cpu[i]).abs();
+        let tol = atol + rtol * scale[i].abs();
+        assert!(
+            err <= tol,
+            "{what}[{i}]: gpu {} cpu {} (|diff| {err:e} > tol {tol:e})",
+            gpu[i],
+            cpu[i]
+        );
+        let rel = err / (scale[i].abs() + atol);
+        if rel > worst.1 || (rel == worst.1 && err > worst.0) {
+            worst = (err, rel, i);
+        }
+    }
+    eprintln!(
+        "{what}: {} values, max |diff| {:e}, max |diff| / scale {:e} (at {})",
+        gpu.len(),
+        worst.0,
+        worst.1,
+        worst.2
+    );
+    worst.1
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+// ---------------------------------------------------------------- LIF
+
+const SURROGATES: [Surrogate; 3] = [
+    Surrogate::Triangle { alpha: 2.0 },
+    Surrogate::Sigmoid { alpha: 4.0 },
+    Surrogate::Atan { alpha: 2.0 },
+];
+
+fn lif_train(ctx: &GpuContext) {
+    // (T, n): one neuron, below a workgroup, across workgroups.
+    for (si, &(t, n)) in [(1, 1), (4, 37), (6, 300), (3, 64)].iter().enumerate() {
+        for (pi, &(tau_inv, v_th)) in [(0.5f32, 0.5f32), (1.0 / 3.0, 0.7)].iter().enumerate() {
+            let p = cpu::LifParams { tau_inv, v_th };
+            let x = uniform(10 + si as u32 * 3 + pi as u32, t * n, -0.5, 2.0);
+            let (mut s, mut v) = (vec![0.0; t * n], vec![0.0; t * n]);
+            cpu::lif_membrane(&x, t, n, p, &mut s, &mut v);
+            let xb = up(ctx, &x);
+            let (sb, vb) = (out_buf(ctx, 3, t * n), out_buf(ctx, 5, t * n));
+            let mut rec = Recorder::new(ctx);
+            grad::lif_train(
+                &mut rec,
+                View::whole(&xb),
+                t,
+                n,
+                p,
+                View::new(&sb, 3, t * n),
+                View::new(&vb, 5, t * n),
+            )
+            .unwrap();
+            submit(rec);
+            assert_bits("lif_train spikes", &read(ctx, &sb, 3, t * n), &s);
+            assert_bits("lif_train v_pre", &read(ctx, &vb, 5, t * n), &v);
+        }
+    }
+    eprintln!("lif_train: bit-exact");
+}
+on_backends!(lif_train);
+
+fn lif_backward(ctx: &GpuContext) {
+    for (si, &(t, n)) in [(1, 1), (4, 37), (6, 300)].iter().enumerate() {
+        let p = cpu::LifParams {
+            tau_inv: 0.5,
+            v_th: 0.5,
+        };
+        let x = uniform(20 + si as u32, t * n, -0.5, 2.0);
+        let (mut s, mut v) = (vec![0.0; t * n], vec![0.0; t * n]);
+        cpu::lif_membrane(&x, t, n, p, &mut s, &mut v);
+        let gs = uniform(30 + si as u32, t * n, -1.0, 1.0);
+        let (gsb, vb) = (up(ctx, &gs), up(ctx, &v));
+        for sg in SURROGATES {
+            let mut want = vec![0.0; t * n];
+            cgrad::lif_backward(&gs, &v, t, n, p, sg, &mut want);
+            let gb = out_buf(ctx, 2, t * n);
+            let mut rec = Recorder::new(ctx);
+            grad::lif_backward(
+                &mut rec,
+                View::whole(&gsb),
+                View::whole(&vb),
+                t,
+                n,
+                p,
+                sg,
+                View::new(&gb, 2, t * n),
+            )
+            .unwrap();
+            submit(rec);
+            let got = read(ctx, &gb, 2, t * n);
+            let what = format!("lif_backward {sg:?} T={t} n={n}");
+            match sg {
+                Surrogate::Triangle { .. } => assert_bits(&what, &got, &want),
+                // exp and division: a few ulp per step, carried through T steps.
+                _ => {
+                    // Scale: the gradient with every term made positive, so cancellation
+                    // does not hide the error budget.
+                    let mut scale = vec![0.0; t * n];
+                    cgrad::lif_backward(&abs(&gs), &v, t, n, p, sg, &mut scale);
+                    assert_close(&what, &got, &want, &scale, 1e-5, 1e-30);
+                }
+            }
+        }
+    }
+}
+on_backends!(lif_backward);
+
+// ---------------------------------------------------------------- convolution
+
+fn conv_shapes() -> Vec<cpu::ConvShape> {
+    let mut v = Vec::new();
+    for k in [1, 3, 5] {
+        for stride in [1, 2] {
+            for shift in [false, true] {
+                v.push(cpu::ConvShape {
+                    n: 2,
+                    cin: 3,
+                    h: 7,
+                    w: 6,
+                    cout: 4,
+                    k,
+                    stride,
+                    shift,
+                });
+            }
+        }
+    }
+    // More output channels than one weight tile (128) for the input gradient; a plane larger
+    // than one workgroup (64 pixels); more positions than threads for the weight gradient.
+    v.push(cpu::ConvShape {
+        n: 1,
+        cin: 2,
+        h: 3,
+        w: 3,
+        cout: 130,
+        k: 3,
+        stride: 1,
+        shift: false,
+    });
+    v.push(cpu::ConvShape {
+        n: 3,
+        cin: 2,
+        h: 9,
+        w: 11,
+        cout: 3,
+        k: 5,
+        stride: 1,
+        shift: false,
+    });
+    v.push(cpu::ConvShape {
+        n: 4,
+        cin: 1,
+        h: 10,
+        w: 10,
+        cout: 2,
+        k: 3,
+        stride: 2,
+        shift: true,
+    });
+    v
+}
+
+fn conv_backward_input(ctx: &GpuContext) {
+    for (si, s) in conv_shapes().iter().enumerate() {
+        let gy = uniform(40 + si as u32, s.out_len(), -1.0, 1.0);
+        let w = uniform(60 + si as u32, s.weight_len(), -0.5, 0.5);
+        let mut want = vec![0.0; s.in_len()];
+        cgrad::conv2d_backward_input(&gy, &w, s, &mut want);
+        let (gyb, wb) = (up(ctx, &gy), up(ctx, &w));
+        let gxb = out_buf(ctx, 7, s.in_len());
+        let mut rec = Recorder::new(ctx);
+        grad::conv2d_backward_input(
+            &mut rec,
+            View::whole(&gyb),
+            View::whole(&wb),
+            s,
+            View::new(&gxb, 7, s.in_len()),
+        )
+        .unwrap();
+        submit(rec);
+        assert_bits(
+            &format!("conv2d_backward_input {s:?}"),
+            &read(ctx, &gxb, 7, s.in_len()),
+            &want,
+        );
+    }
+    eprintln!("conv2d_backward_input: bit-exact");
+}
+on_backends!(conv_backward_input);
+
+fn conv_backward_weight(ctx: &GpuContext) {
+    let mut worst = 0.0f32;
+    for (si, s) in conv_shapes().iter().enumerate() {
+        let x = uniform(80 + si as u32, s.in_len(), -1.0, 1.0);
+        let gy = uniform(90 + si as u32, s.out_len(), -1.0, 1.0);
+        let mut want = vec![0.0; s.weight_len()];
+        cgrad::conv2d_backward_weight(&x, &gy, s, &mut want);
+        // Error scale per weight: the same sum over |terms|.
+        let mut scale = vec![0.0; s.weight_len()];
+        cgrad::conv2d_backward_weight(&abs(&x), &abs(&gy), s, &mut scale);
+        let (xb, gyb) = (up(ctx, &x), up(ctx, &gy));
+        let gwb = out_buf(ctx, 4, s.weight_len());
+        let mut rec = Recorder::new(ctx);
+        grad::conv2d_backward_weight(
+            &mut rec,
+            View::whole(&xb),
+            View::whole(&gyb),
+            s,
+            View::new(&gwb, 4, s.weight_len()),
+        )
+        .unwrap();
+        submit(rec);
+        let got = read(ctx, &gwb, 4, s.weight_len());
+        // f32 sums of at most a few hundred terms in two different orders: each within
+        // ~(terms per thread + tree depth) * eps of the |terms| sum, far below 1e-5.
+        worst = worst.max(assert_close(
+            &format!("conv2d_backward_weight {s:?}"),
+            &got,
+            &want,
+            &scale,
+            1e-5,
+            1e-30,
+        ));
+    }
+    eprintln!("conv2d_backward_weight: max |diff| / sum|terms| over all shapes {worst:e}");
+}
+on_backends!(conv_backward_weight);
