@@ -365,3 +365,311 @@ fn conv_backward_weight(ctx: &GpuContext) {
     eprintln!("conv2d_backward_weight: max |diff| / sum|terms| over all shapes {worst:e}");
 }
 on_backends!(conv_backward_weight);
+
+// ---------------------------------------------------------------- batch norm
+
+fn bn_backward(ctx: &GpuContext) {
+    let gates = [
+        cpu::Gate::None,
+        cpu::Gate::Excitatory,
+        cpu::Gate::Inhibitory,
+    ];
+    let eps = 1e-5f32;
+    let mut worst = [0.0f32; 3];
+    // (n images, c, hw): odd sizes, one value per channel, more values per channel than threads.
+    for (si, &(n, c, hw)) in [(3, 5, 7), (6, 2, 49), (1, 1, 1), (2, 3, 300)]
+        .iter()
+        .enumerate()
+    {
+        let len = n * c * hw;
+        let x = uniform(100 + si as u32, len, -2.0, 3.0);
+        let gy = uniform(110 + si as u32, len, -1.0, 1.0);
+        let gamma = uniform(120 + si as u32, c, 0.5, 1.5);
+        let beta = uniform(130 + si as u32, c, -0.5, 0.5);
+        let (mean, var) = cpu::bn_stats(&x, n, c, hw);
+        for &gate in &gates {
+            let mut y = vec![0.0; len];
+            cpu::bn_apply(&x, n, c, hw, &mean, &var, &gamma, &beta, eps, gate, &mut y);
+            let (mut gx, mut gg, mut gb) = (vec![0.0; len], vec![0.0; c], vec![0.0; c]);
+            cgrad::bn_backward(
+                &x, &y, &gy, n, c, hw, &mean, &var, &gamma, eps, gate, &mut gx, &mut gg, &mut gb,
+            );
+            // Error scales: the same sums over absolute values.
+            let pass = |v: f32| match gate {
+                cpu::Gate::None => true,
+                cpu::Gate::Excitatory => v > 0.0,
+                cpu::Gate::Inhibitory => v < 0.0,
+            };
+            let (mut sg, mut sgx) = (vec![0.0f64; c], vec![0.0f64; c]);
+            let xh = |j: usize, ch: usize| (x[j] - mean[ch]) / (var[ch] + eps).sqrt();
+            for j in 0..len {
+                let ch = (j / hw) % c;
+                if pass(y[j]) {
+                    sg[ch] += f64::from(gy[j].abs());
+                    sgx[ch] += f64::from((gy[j] * xh(j, ch)).abs());
+                }
+            }
+            let count = (n * hw) as f64;
+            let gx_scale: Vec<f32> = (0..len)
+                .map(|j| {
+                    let ch = (j / hw) % c;
+                    let g = if pass(y[j]) { gy[j].abs() } else { 0.0 };
+                    let sd = (var[ch] + eps).sqrt();
+                    (f64::from(gamma[ch] / sd)
+                        * (f64::from(g)
+                            + sg[ch] / count
+                            + f64::from(xh(j, ch).abs()) * sgx[ch] / count))
+                        as f32
+                })
+                .collect();
+            let (sg, sgx): (Vec<f32>, Vec<f32>) = (
+                sg.iter().map(|&v| v as f32).collect(),
+                sgx.iter().map(|&v| v as f32).collect(),
+            );
+
+            let (xb, yb, gyb, gmb) = (up(ctx, &x), up(ctx, &y), up(ctx, &gy), up(ctx, &gamma));
+            // Statistics in one buffer (as bn_stats writes them) or in two.
+            let stats = up(ctx, &[&[9.0][..], &mean, &var].concat());
+            let (mb, vb) = (up(ctx, &mean), up(ctx, &var));
+            for shared in [true, false] {
+                let (mv, vv) = if shared {
+                    (View::new(&stats, 1, c), View::new(&stats, 1 + c, c))
+                } else {
+                    (View::whole(&mb), View::whole(&vb))
+                };
+                let gxb = out_buf(ctx, 3, len);
+                let grads = out_buf(ctx, 2, 2 * c);
+                let (ggb, gbb) = (out_buf(ctx, 1, c), out_buf(ctx, 1, c));
+                let (ggv, gbv) = if shared {
+                    (View::new(&grads, 2 + c, c), View::new(&grads, 2, c))
+                } else {
+                    (View::new(&ggb, 1, c), View::new(&gbb, 1, c))
+                };
+                let mut rec = Recorder::new(ctx);
+                grad::bn_backward(
+                    &mut rec,
+                    View::whole(&xb),
+                    View::whole(&yb),
+                    View::whole(&gyb),
+                    n,
+                    c,
+                    hw,
+                    mv,
+                    vv,
+                    View::whole(&gmb),
+                    eps,
+                    gate,
+                    View::new(&gxb, 3, len),
+                    ggv,
+                    gbv,
+                )
+                .unwrap();
+                submit(rec);
+                let (got_gg, got_gb) = if shared {
+                    let g = read(ctx, &grads, 2, 2 * c);
+                    (g[c..].to_vec(), g[..c].to_vec())
+                } else {
+                    (read(ctx, &ggb, 1, c), read(ctx, &gbb, 1, c))
+                };
+                let what = format!("bn_backward {gate:?} n={n} c={c} hw={hw} shared={shared}");
+                // f32 trees of at most 600 terms against the CPU's f64 sums, and WGSL's
+                // division and sqrt: a few ulp of the absolute-value sums.
+                worst[0] = worst[0].max(assert_close(
+                    &format!("{what} gx"),
+                    &read(ctx, &gxb, 3, len),
+                    &gx,
+                    &gx_scale,
+                    2e-5,
+                    1e-30,
+                ));
+                worst[1] = worst[1].max(assert_close(
+                    &format!("{what} ggamma"),
+                    &got_gg,
+                    &gg,
+                    &sgx,
+                    2e-5,
+                    1e-30,
+                ));
+                worst[2] = worst[2].max(assert_close(
+                    &format!("{what} gbeta"),
+                    &got_gb,
+                    &gb,
+                    &sg,
+                    2e-5,
+                    1e-30,
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "bn_backward: max |diff| / scale: gx {:e}, ggamma {:e}, gbeta {:e}",
+        worst[0], worst[1], worst[2]
+    );
+}
+on_backends!(bn_backward);
+
+// ---------------------------------------------------------------- data movement, linear
+
+fn concat_backward(ctx: &GpuContext) {
+    for (si, &(n, hw, ref cs)) in [
+        (2usize, 5usize, vec![3usize, 1, 4]),
+        (3, 1, vec![1, 2]),
+        (1, 300, vec![2]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let c_total: usize = cs.iter().sum();
+        let gy = uniform(140 + si as u32, n * c_total * hw, -1.0, 1.0);
+        let want = cgrad::concat_backward(&gy, n, hw, cs);
+        let gyb = up(ctx, &gy);
+        let mut c_start = 0;
+        for (part, &c) in cs.iter().enumerate() {
+            let gxb = out_buf(ctx, 2, n * c * hw);
+            let mut rec = Recorder::new(ctx);
+            grad::concat_backward(
+                &mut rec,
+                View::whole(&gyb),
+                n,
+                hw,
+                c_total,
+                c_start,
+                c,
+                View::new(&gxb, 2, n * c * hw),
+            )
+            .unwrap();
+            submit(rec);
+            assert_bits(
+                &format!("concat_backward n={n} hw={hw} {cs:?} part {part}"),
+                &read(ctx, &gxb, 2, n * c * hw),
+                &want[part],
+            );
+            c_start += c;
+        }
+    }
+    eprintln!("concat_backward: bit-exact");
+}
+on_backends!(concat_backward);
+
+fn broadcasts(ctx: &GpuContext) {
+    // Pool: hw of 1, a power of two, and awkward divisors.
+    for (si, &(n, c, hw)) in [(2, 3, 1), (2, 3, 16), (3, 2, 7), (1, 4, 49), (2, 1, 300)]
+        .iter()
+        .enumerate()
+    {
+        let gy = uniform(150 + si as u32, n * c, -3.0, 3.0);
+        let mut want = vec![0.0; n * c * hw];
+        cgrad::global_avg_pool_backward(&gy, n, c, hw, &mut want);
+        let gyb = up(ctx, &gy);
+        let gxb = out_buf(ctx, 1, n * c * hw);
+        let mut rec = Recorder::new(ctx);
+        grad::global_avg_pool_backward(
+            &mut rec,
+            View::whole(&gyb),
+            n,
+            c,
+            hw,
+            View::new(&gxb, 1, n * c * hw),
+        )
+        .unwrap();
+        submit(rec);
+        assert_bits(
+            &format!("global_avg_pool_backward n={n} c={c} hw={hw}"),
+            &read(ctx, &gxb, 1, n * c * hw),
+            &want,
+        );
+    }
+    for (si, &(t, m)) in [(1, 5), (3, 10), (4, 7), (5, 300), (6, 1)]
+        .iter()
+        .enumerate()
+    {
+        let gy = uniform(160 + si as u32, m, -3.0, 3.0);
+        let mut want = vec![0.0; t * m];
+        cgrad::mean_time_backward(&gy, t, m, &mut want);
+        let gyb = up(ctx, &gy);
+        let gxb = out_buf(ctx, 1, t * m);
+        let mut rec = Recorder::new(ctx);
+        grad::mean_time_backward(&mut rec, View::whole(&gyb), t, m, View::new(&gxb, 1, t * m))
+            .unwrap();
+        submit(rec);
+        assert_bits(
+            &format!("mean_time_backward T={t} m={m}"),
+            &read(ctx, &gxb, 1, t * m),
+            &want,
+        );
+    }
+    eprintln!("global_avg_pool_backward, mean_time_backward: bit-exact");
+}
+on_backends!(broadcasts);
+
+fn linear_backward(ctx: &GpuContext) {
+    for (si, &(n, in_f, out_f)) in [(1, 1, 1), (4, 7, 3), (12, 33, 10), (300, 5, 2)]
+        .iter()
+        .enumerate()
+    {
+        let x = uniform(170 + si as u32, n * in_f, -1.0, 1.0);
+        let gy = uniform(180 + si as u32, n * out_f, -1.0, 1.0);
+        let w = uniform(190 + si as u32, out_f * in_f, -0.5, 0.5);
+        let (mut gx, mut gw, mut gb) = (
+            vec![0.0; n * in_f],
+            vec![0.0; out_f * in_f],
+            vec![0.0; out_f],
+        );
+        cgrad::linear_backward(&x, &gy, n, in_f, &w, out_f, Some(&mut gx), &mut gw, &mut gb);
+        let (xb, gyb, wb) = (up(ctx, &x), up(ctx, &gy), up(ctx, &w));
+        for with_gx in [true, false] {
+            // gw and gb in one buffer, as in a gradient buffer laid out like the parameters.
+            let grads = out_buf(ctx, 2, out_f * in_f + out_f);
+            let gxb = out_buf(ctx, 3, n * in_f);
+            let mut rec = Recorder::new(ctx);
+            grad::linear_backward(
+                &mut rec,
+                View::whole(&xb),
+                View::whole(&gyb),
+                n,
+                in_f,
+                View::whole(&wb),
+                out_f,
+                with_gx.then(|| View::new(&gxb, 3, n * in_f)),
+                View::new(&grads, 2, out_f * in_f),
+                View::new(&grads, 2 + out_f * in_f, out_f),
+            )
+            .unwrap();
+            submit(rec);
+            let what = format!("linear_backward n={n} in={in_f} out={out_f}");
+            let g = read(ctx, &grads, 2, out_f * in_f + out_f);
+            assert_bits(&format!("{what} gw"), &g[..out_f * in_f], &gw);
+            assert_bits(&format!("{what} gb"), &g[out_f * in_f..], &gb);
+            if with_gx {
+                assert_bits(&format!("{what} gx"), &read(ctx, &gxb, 3, n * in_f), &gx);
+            } else {
+                // Without gx nothing is written there.
+                let untouched: Vec<f32> = ctx.read(View::whole(&gxb)).unwrap();
+                assert!(untouched.iter().all(|v| v.is_nan()), "{what}: gx written");
+            }
+        }
+    }
+    eprintln!("linear_backward: bit-exact");
+}
+on_backends!(linear_backward);
+
+fn accumulate(ctx: &GpuContext) {
+    for (si, &len) in [1usize, 37, 1000].iter().enumerate() {
+        let acc = uniform(200 + si as u32, len, -1.0, 1.0);
+        let x = uniform(210 + si as u32, len, -1.0, 1.0);
+        let mut want = acc.clone();
+        cpu::add_into(&mut want, &x);
+        let accb = up(ctx, &[&[f32::NAN][..], &acc, &[f32::NAN]].concat());
+        let xb = up(ctx, &x);
+        let mut rec = Recorder::new(ctx);
+        grad::accumulate(&mut rec, View::new(&accb, 1, len), View::whole(&xb)).unwrap();
+        submit(rec);
+        assert_bits(
+            &format!("accumulate {len}"),
+            &read(ctx, &accb, 1, len),
+            &want,
+        );
+    }
+    eprintln!("accumulate: bit-exact");
+}
+on_backends!(accumulate);

@@ -18,6 +18,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{grid_1d, u32_of, KernelId, View};
+use crate::cpu::batchnorm::Gate;
 pub use crate::cpu::grad::Surrogate;
 use crate::cpu::{ConvShape, LifParams};
 use crate::gpu::Recorder;
@@ -259,4 +260,367 @@ pub fn conv2d_backward_weight(
         &[x.buffer, gy.buffer, gw.buffer],
         [s.cin as u32, s.cout as u32, 1],
     )
+}
+
+// ---------------------------------------------------------------- batch norm
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct BnGradParams {
+    n: u32,
+    c: u32,
+    hw: u32,
+    x_off: u32,
+    y_off: u32,
+    gy_off: u32,
+    gx_off: u32,
+    mean_off: u32,
+    var_off: u32,
+    gamma_off: u32,
+    ggamma_off: u32,
+    gbeta_off: u32,
+    gate: u32,
+    eps: f32,
+}
+
+/// Backward of `batchnorm::bn_apply` with the batch's own statistics (training mode) and the
+/// fused sign gate, the twin of `cpu::grad::bn_backward`: `x` and `y` are the BN input and
+/// output [n, c, hw], `mean`/`var` the batch statistics `bn_stats` wrote, `gy = dL/dy`. Writes
+/// `gx` [n, c, hw], `ggamma` and `gbeta` [c].
+///
+/// Channel sums are f32 tree reductions (the CPU sums in f64), so results agree with the CPU
+/// within a small relative tolerance. Fastest when `mean` and `var` share a buffer (as
+/// `bn_stats` writes them) and so do `ggamma` and `gbeta`; otherwise the launcher stages them
+/// through a small temporary buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward(
+    rec: &mut Recorder<'_>,
+    x: View<'_>,
+    y: View<'_>,
+    gy: View<'_>,
+    n: usize,
+    c: usize,
+    hw: usize,
+    mean: View<'_>,
+    var: View<'_>,
+    gamma: View<'_>,
+    eps: f32,
+    gate: Gate,
+    gx: View<'_>,
+    ggamma: View<'_>,
+    gbeta: View<'_>,
+) -> Result<()> {
+    const K: &str = "grad::bn_backward";
+    let len = n * c * hw;
+    u32_of("n * c * hw", len)?;
+    if c == 0 {
+        return Ok(());
+    }
+    if c > 65_535 {
+        return Err(Error::Gpu(format!(
+            "{K}: {c} channels exceed the grid (65,535)"
+        )));
+    }
+    let x = x.need("x", K, len)?;
+    let y = y.need("y", K, len)?;
+    let gy = gy.need("gy", K, len)?;
+    let gx = gx.need("gx", K, len)?;
+    let mean = mean.need("mean", K, c)?;
+    let var = var.need("var", K, c)?;
+    let gamma = gamma.need("gamma", K, c)?;
+    let ggamma = ggamma.need("ggamma", K, c)?;
+    let gbeta = gbeta.need("gbeta", K, c)?;
+    disjoint(
+        K,
+        &[
+            ("x", x),
+            ("y", y),
+            ("gy", gy),
+            ("mean", mean),
+            ("var", var),
+            ("gamma", gamma),
+        ],
+        &[("gx", gx), ("ggamma", ggamma), ("gbeta", gbeta)],
+    )?;
+    // Mean and var in one buffer; staged when they are not.
+    let staged_stats;
+    let (stats_buf, mean_off, var_off) = if mean.buffer == var.buffer {
+        (mean.buffer, mean.offset, var.offset)
+    } else {
+        staged_stats = rec.ctx().storage("bn_backward stats", 2 * c)?;
+        rec.copy(mean.slice(0, c), View::new(&staged_stats, 0, c))?;
+        rec.copy(var.slice(0, c), View::new(&staged_stats, c, c))?;
+        (&staged_stats, 0, c as u32)
+    };
+    // ggamma and gbeta in one buffer; staged (and copied out at the end) when they are not.
+    let staged_grads = if ggamma.buffer == gbeta.buffer {
+        None
+    } else {
+        Some(rec.ctx().storage("bn_backward grads", 2 * c)?)
+    };
+    let (grads_buf, ggamma_off, gbeta_off) = match &staged_grads {
+        None => (ggamma.buffer, ggamma.offset, gbeta.offset),
+        Some(b) => (b, 0, c as u32),
+    };
+    let p = BnGradParams {
+        n: n as u32,
+        c: c as u32,
+        hw: hw as u32,
+        x_off: x.offset,
+        y_off: y.offset,
+        gy_off: gy.offset,
+        gx_off: gx.offset,
+        mean_off,
+        var_off,
+        gamma_off: gamma.offset,
+        ggamma_off,
+        gbeta_off,
+        gate: match gate {
+            Gate::None => 0,
+            Gate::Excitatory => 1,
+            Gate::Inhibitory => 2,
+        },
+        eps,
+    };
+    let groups = if len == 0 {
+        [0, 1, 1]
+    } else {
+        grid_1d(len, 256)
+    };
+    rec.dispatch(
+        KernelId::GradBnGate,
+        &p,
+        &[y.buffer, gy.buffer, gx.buffer],
+        groups,
+    )?;
+    rec.dispatch(
+        KernelId::GradBnSums,
+        &p,
+        &[x.buffer, stats_buf, gx.buffer, grads_buf],
+        [c as u32, 1, 1],
+    )?;
+    rec.dispatch(
+        KernelId::GradBnScale,
+        &p,
+        &[stats_buf, gamma.buffer, gx.buffer],
+        groups,
+    )?;
+    if let Some(b) = &staged_grads {
+        rec.copy(View::new(b, 0, c), ggamma.slice(0, c))?;
+        rec.copy(View::new(b, c, c), gbeta.slice(0, c))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- data movement and linear
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct MiscParams {
+    len: u32,
+    n: u32,
+    c: u32,
+    hw: u32,
+    c_total: u32,
+    c_start: u32,
+    steps: u32,
+    src_off: u32,
+    aux_off: u32,
+    dst_off: u32,
+    dst2_off: u32,
+    zero: u32,
+}
+
+/// One input's share of a channel concat's gradient: `gx` [n, c, hw] = `gy` [n, c_start ..
+/// c_start + c, hw] of `gy` [n, c_total, hw] (a copy, bit-exact).
+#[allow(clippy::too_many_arguments)]
+pub fn concat_backward(
+    rec: &mut Recorder<'_>,
+    gy: View<'_>,
+    n: usize,
+    hw: usize,
+    c_total: usize,
+    c_start: usize,
+    c: usize,
+    gx: View<'_>,
+) -> Result<()> {
+    const K: &str = "grad::concat_backward";
+    if c_start + c > c_total {
+        return Err(Error::Gpu(format!(
+            "{K}: channels {c_start}..{} outside the {c_total} of gy",
+            c_start + c
+        )));
+    }
+    let len = n * c * hw;
+    u32_of("n * c_total * hw", n * c_total * hw)?;
+    let gy = gy.need("gy", K, n * c_total * hw)?;
+    let gx = gx.need("gx", K, len)?;
+    disjoint(K, &[("gy", gy)], &[("gx", gx)])?;
+    let p = MiscParams {
+        len: len as u32,
+        n: n as u32,
+        c: c as u32,
+        hw: hw as u32,
+        c_total: c_total as u32,
+        c_start: c_start as u32,
+        src_off: gy.offset,
+        dst_off: gx.offset,
+        ..Default::default()
+    };
+    rec.dispatch(
+        KernelId::GradMiscConcat,
+        &p,
+        &[gy.buffer, gx.buffer],
+        grid_1d(len, 256),
+    )
+}
+
+/// Backward of `global_avg_pool`: `gx` [n, c, hw] = `gy` [n, c] / hw, bit-exact with the CPU.
+pub fn global_avg_pool_backward(
+    rec: &mut Recorder<'_>,
+    gy: View<'_>,
+    n: usize,
+    c: usize,
+    hw: usize,
+    gx: View<'_>,
+) -> Result<()> {
+    const K: &str = "grad::global_avg_pool_backward";
+    let len = n * c * hw;
+    u32_of("n * c * hw", len)?;
+    let gy = gy.need("gy", K, n * c)?;
+    let gx = gx.need("gx", K, len)?;
+    disjoint(K, &[("gy", gy)], &[("gx", gx)])?;
+    let p = MiscParams {
+        len: len as u32,
+        n: n as u32,
+        c: c as u32,
+        hw: hw as u32,
+        src_off: gy.offset,
+        dst_off: gx.offset,
+        ..Default::default()
+    };
+    rec.dispatch(
+        KernelId::GradMiscAvgPool,
+        &p,
+        &[gy.buffer, gx.buffer],
+        grid_1d(len, 256),
+    )
+}
+
+/// Backward of `mean_time`: `gx` [T, m] = `gy` [m] / T, bit-exact with the CPU.
+pub fn mean_time_backward(
+    rec: &mut Recorder<'_>,
+    gy: View<'_>,
+    t: usize,
+    m: usize,
+    gx: View<'_>,
+) -> Result<()> {
+    const K: &str = "grad::mean_time_backward";
+    let len = t * m;
+    u32_of("t * m", len)?;
+    let gy = gy.need("gy", K, m)?;
+    let gx = gx.need("gx", K, len)?;
+    disjoint(K, &[("gy", gy)], &[("gx", gx)])?;
+    let p = MiscParams {
+        len: len as u32,
+        c: m as u32,
+        steps: t as u32,
+        src_off: gy.offset,
+        dst_off: gx.offset,
+        ..Default::default()
+    };
+    rec.dispatch(
+        KernelId::GradMiscMeanTime,
+        &p,
+        &[gy.buffer, gx.buffer],
+        grid_1d(len, 256),
+    )
+}
+
+/// Backward of `elementwise::linear`, the twin of `cpu::grad::linear_backward`: `x` [n, in_f],
+/// `gy` [n, out_f] and `w` [out_f, in_f] -> `gw` [out_f, in_f] and `gb` [out_f] (rows summed in
+/// order) and, when given, `gx` [n, in_f] (outputs summed in order); bit-exact with the CPU.
+/// `gw` and `gb` may share a buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    rec: &mut Recorder<'_>,
+    x: View<'_>,
+    gy: View<'_>,
+    n: usize,
+    in_f: usize,
+    w: View<'_>,
+    out_f: usize,
+    gx: Option<View<'_>>,
+    gw: View<'_>,
+    gb: View<'_>,
+) -> Result<()> {
+    const K: &str = "grad::linear_backward";
+    for (what, v) in [
+        ("n * in_f", n * in_f),
+        ("n * out_f", n * out_f),
+        ("out_f * (in_f + 1)", out_f * (in_f + 1)),
+    ] {
+        u32_of(what, v)?;
+    }
+    let x = x.need("x", K, n * in_f)?;
+    let gy = gy.need("gy", K, n * out_f)?;
+    let w = w.need("w", K, out_f * in_f)?;
+    let gw = gw.need("gw", K, out_f * in_f)?;
+    let gb = gb.need("gb", K, out_f)?;
+    let reads = [("x", x), ("gy", gy), ("w", w)];
+    disjoint(K, &reads, &[("gw", gw), ("gb", gb)])?;
+    let gx = match gx {
+        Some(gx) => {
+            let gx = gx.need("gx", K, n * in_f)?;
+            disjoint(K, &reads, &[("gx", gx)])?;
+            Some(gx)
+        }
+        None => None,
+    };
+    let p = MiscParams {
+        len: (out_f * (in_f + 1)) as u32,
+        n: n as u32,
+        c: in_f as u32,
+        c_total: out_f as u32,
+        src_off: gy.offset,
+        aux_off: x.offset,
+        dst_off: gw.offset,
+        dst2_off: gb.offset,
+        ..Default::default()
+    };
+    rec.dispatch(
+        KernelId::GradMiscLinearWeight,
+        &p,
+        &[gy.buffer, x.buffer, gw.buffer, gb.buffer],
+        grid_1d(out_f * (in_f + 1), 256),
+    )?;
+    if let Some(gx) = gx {
+        let p = MiscParams {
+            len: (n * in_f) as u32,
+            n: n as u32,
+            c: in_f as u32,
+            c_total: out_f as u32,
+            src_off: gy.offset,
+            aux_off: w.offset,
+            dst_off: gx.offset,
+            ..Default::default()
+        };
+        rec.dispatch(
+            KernelId::GradMiscLinearInput,
+            &p,
+            &[gy.buffer, w.buffer, gx.buffer],
+            grid_1d(n * in_f, 256),
+        )?;
+    }
+    Ok(())
+}
+
+/// `acc[i] += x[i]` over `acc.len` elements (gradient accumulation): `elementwise::add_into`.
+pub fn accumulate(rec: &mut Recorder<'_>, acc: View<'_>, x: View<'_>) -> Result<()> {
+    const K: &str = "grad::accumulate";
+    let len = acc.len as usize;
+    let acc = acc.need("acc", K, len)?;
+    let x = x.need("x", K, len)?;
+    disjoint(K, &[("x", x)], &[("acc", acc)])?;
+    super::elementwise::add_into(rec, acc, x)
 }
