@@ -673,3 +673,413 @@ fn accumulate(ctx: &GpuContext) {
     eprintln!("accumulate: bit-exact");
 }
 on_backends!(accumulate);
+
+// ---------------------------------------------------------------- losses
+
+fn upload_labels(ctx: &GpuContext, labels: &[u16]) -> wgpu::Buffer {
+    let l: Vec<u32> = [7u32]
+        .into_iter()
+        .chain(labels.iter().map(|&l| u32::from(l)))
+        .collect();
+    ctx.upload("labels", &l).unwrap()
+}
+
+fn losses(ctx: &GpuContext) {
+    let mut worst = [0.0f32; 4];
+    // (B, K): one row, one class, K = 10, many rows.
+    for (si, &(b, k)) in [(1, 1), (1, 10), (5, 10), (33, 3), (70, 100)]
+        .iter()
+        .enumerate()
+    {
+        // Logits around the scale of time-averaged outputs, plus some large ones.
+        let mut logits = uniform(220 + si as u32, b * k, -3.0, 3.0);
+        for (i, l) in logits.iter_mut().enumerate() {
+            if i % 7 == 3 {
+                *l *= 10.0;
+            }
+        }
+        let labels: Vec<u16> = (0..b).map(|r| ((r * 7 + si) % k) as u16).collect();
+        let (lb, labb) = (up(ctx, &logits), upload_labels(ctx, &labels));
+        for smoothing in [0.0f32, 0.1] {
+            let (want_loss, want_grad) =
+                cgrad::softmax_cross_entropy(&logits, &labels, k, smoothing);
+            // Per row: the CPU's loss of that row alone.
+            let rows: Vec<f32> = (0..b)
+                .map(|r| {
+                    cgrad::softmax_cross_entropy(
+                        &logits[r * k..(r + 1) * k],
+                        &labels[r..r + 1],
+                        k,
+                        smoothing,
+                    )
+                    .0
+                })
+                .collect();
+            let out = out_buf(ctx, 1, b + b * k);
+            let mut rec = Recorder::new(ctx);
+            grad::softmax_cross_entropy(
+                &mut rec,
+                View::whole(&lb),
+                View::new(&labb, 1, b),
+                b,
+                k,
+                smoothing,
+                View::new(&out, 1, b),
+                View::new(&out, 1 + b, b * k),
+            )
+            .unwrap();
+            submit(rec);
+            let got = read(ctx, &out, 1, b + b * k);
+            let what = format!("softmax_cross_entropy B={b} K={k} smoothing={smoothing}");
+            // f32 log-sum-exp against the CPU's f64: a few ulp of the logits' scale.
+            let row_scale: Vec<f32> = (0..b)
+                .map(|r| {
+                    1.0 + logits[r * k..(r + 1) * k]
+                        .iter()
+                        .fold(0.0f32, |a, v| a.max(v.abs()))
+                })
+                .collect();
+            worst[0] = worst[0].max(assert_close(
+                &format!("{what} row loss"),
+                &got[..b],
+                &rows,
+                &row_scale,
+                2e-6,
+                0.0,
+            ));
+            let mean = got[..b].iter().map(|&v| f64::from(v)).sum::<f64>() / b as f64;
+            let mean_scale = row_scale.iter().map(|&v| f64::from(v)).sum::<f64>() / b as f64;
+            worst[0] = worst[0].max(assert_close(
+                &format!("{what} mean loss"),
+                &[mean as f32],
+                &[want_loss],
+                &[mean_scale as f32],
+                2e-6,
+                0.0,
+            ));
+            // Gradient entries (p - q) / B: ulps of 1 / B.
+            let gscale = vec![1.0 / b as f32; b * k];
+            worst[1] = worst[1].max(assert_close(
+                &format!("{what} grad"),
+                &got[b..],
+                &want_grad,
+                &gscale,
+                2e-6,
+                0.0,
+            ));
+        }
+        let (want_loss, want_grad) = cgrad::mse_rate_loss(&logits, &labels, k);
+        let out = out_buf(ctx, 2, b + b * k);
+        let mut rec = Recorder::new(ctx);
+        grad::mse_rate_loss(
+            &mut rec,
+            View::whole(&lb),
+            View::new(&labb, 1, b),
+            b,
+            k,
+            View::new(&out, 2, b),
+            View::new(&out, 2 + b, b * k),
+        )
+        .unwrap();
+        submit(rec);
+        let got = read(ctx, &out, 2, b + b * k);
+        let what = format!("mse_rate_loss B={b} K={k}");
+        let count = (b * k) as f64;
+        let rows: Vec<f32> = (0..b)
+            .map(|r| {
+                (0..k)
+                    .map(|j| {
+                        let d = f64::from(logits[r * k + j])
+                            - if labels[r] as usize == j { 1.0 } else { 0.0 };
+                        d * d
+                    })
+                    .sum::<f64>()
+                    / count
+            })
+            .map(|v| v as f32)
+            .collect();
+        worst[2] = worst[2].max(assert_close(
+            &format!("{what} row loss"),
+            &got[..b],
+            &rows,
+            &rows,
+            1e-5,
+            0.0,
+        ));
+        let total = got[..b].iter().map(|&v| f64::from(v)).sum::<f64>() as f32;
+        worst[2] = worst[2].max(assert_close(
+            &format!("{what} loss"),
+            &[total],
+            &[want_loss],
+            &[want_loss],
+            1e-5,
+            0.0,
+        ));
+        worst[3] = worst[3].max(assert_close(
+            &format!("{what} grad"),
+            &got[b..],
+            &want_grad,
+            &want_grad,
+            1e-6,
+            1e-30,
+        ));
+    }
+    eprintln!(
+        "losses: max |diff| / scale: cross-entropy loss {:e}, grad {:e}; mse loss {:e}, grad {:e}",
+        worst[0], worst[1], worst[2], worst[3]
+    );
+}
+on_backends!(losses);
+
+fn bad_label_gives_nan(ctx: &GpuContext) {
+    let logits = uniform(230, 6, -1.0, 1.0);
+    let (lb, labb) = (up(ctx, &logits), upload_labels(ctx, &[1, 3]));
+    let out = out_buf(ctx, 0, 2 + 6);
+    let mut rec = Recorder::new(ctx);
+    grad::softmax_cross_entropy(
+        &mut rec,
+        View::whole(&lb),
+        View::new(&labb, 1, 2),
+        2,
+        3,
+        0.1,
+        View::new(&out, 0, 2),
+        View::new(&out, 2, 6),
+    )
+    .unwrap();
+    submit(rec);
+    let got: Vec<f32> = ctx.read(View::whole(&out)).unwrap();
+    assert!(
+        got[0].is_finite() && got[2..5].iter().all(|v| v.is_finite()),
+        "{got:?}"
+    );
+    assert!(
+        got[1].is_nan() && got[5..8].iter().all(|v| v.is_nan()),
+        "{got:?}"
+    );
+}
+on_backends!(bad_label_gives_nan);
+
+// ---------------------------------------------------------------- optimiser
+
+fn adamw(ctx: &GpuContext) {
+    let mut worst = 0.0f32;
+    for (si, &n) in [1usize, 37, 1000].iter().enumerate() {
+        let params = uniform(240 + si as u32, n, -1.0, 1.0);
+        let decay: Vec<bool> = (0..n).map(|i| i % 3 != 1).collect();
+        let decay_u32: Vec<u32> = decay.iter().map(|&d| u32::from(d)).collect();
+        for step in [1u64, 2, 10] {
+            let lr = 0.01 / step as f32;
+            let mut opt = msenas::train::optim::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.05,
+                step: step - 1,
+                // Moments as after earlier steps (zero before the first).
+                m: if step == 1 {
+                    vec![0.0; n]
+                } else {
+                    uniform(250 + si as u32, n, -0.1, 0.1)
+                },
+                v: if step == 1 {
+                    vec![0.0; n]
+                } else {
+                    uniform(260 + si as u32, n, 0.0, 0.01)
+                },
+                decay: decay.clone(),
+            };
+            let g = uniform(270 + si as u32 + step as u32, n, -1.0, 1.0);
+            let (m0, v0) = (opt.m.clone(), opt.v.clone());
+            let mut want = params.clone();
+            opt.update(&mut want, &g, lr);
+            let h = grad::AdamHyper {
+                lr,
+                beta1: opt.beta1,
+                beta2: opt.beta2,
+                eps: opt.eps,
+                weight_decay: opt.weight_decay,
+                step,
+            };
+            // m and v in one buffer (an optimiser state slab) and apart.
+            for shared in [true, false] {
+                let pb = up(ctx, &[&[f32::NAN][..], &params, &[f32::NAN]].concat());
+                let gb = up(ctx, &g);
+                let db = ctx.upload("decay", &decay_u32).unwrap();
+                let state = up(ctx, &[&[f32::NAN][..], &m0, &v0, &[f32::NAN]].concat());
+                let (mb, vb) = (
+                    up(ctx, &[&[f32::NAN][..], &m0, &[f32::NAN]].concat()),
+                    up(ctx, &[&[f32::NAN][..], &v0, &[f32::NAN]].concat()),
+                );
+                let (mv, vv) = if shared {
+                    (View::new(&state, 1, n), View::new(&state, 1 + n, n))
+                } else {
+                    (View::new(&mb, 1, n), View::new(&vb, 1, n))
+                };
+                let mut rec = Recorder::new(ctx);
+                grad::adamw(
+                    &mut rec,
+                    View::new(&pb, 1, n),
+                    View::whole(&gb),
+                    mv,
+                    vv,
+                    View::whole(&db),
+                    n,
+                    h,
+                )
+                .unwrap();
+                submit(rec);
+                let what = format!("adamw n={n} step={step} shared={shared}");
+                let (got_m, got_v) = if shared {
+                    let s = read(ctx, &state, 1, 2 * n);
+                    (s[..n].to_vec(), s[n..].to_vec())
+                } else {
+                    (read(ctx, &mb, 1, n), read(ctx, &vb, 1, n))
+                };
+                assert_bits(&format!("{what} m"), &got_m, &opt.m);
+                assert_bits(&format!("{what} v"), &got_v, &opt.v);
+                // The update goes through WGSL's division and sqrt: compare against the size of
+                // the step taken (lr * |mhat / sqrt(vhat)| <= ~lr * 3 here) and of the weight.
+                let got = read(ctx, &pb, 1, n);
+                let scale: Vec<f32> = params
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| a.abs() + (a - b).abs())
+                    .collect();
+                worst = worst.max(assert_close(
+                    &format!("{what} params"),
+                    &got,
+                    &want,
+                    &scale,
+                    1e-6,
+                    0.0,
+                ));
+            }
+        }
+    }
+    eprintln!("adamw: m, v bit-exact; params max |diff| / (|p| + |step|) {worst:e}");
+}
+on_backends!(adamw);
+
+fn bn_update_running(ctx: &GpuContext) {
+    for (si, &(c, count)) in [(1usize, 1usize), (5, 2), (70, 49)].iter().enumerate() {
+        let rm = uniform(280 + si as u32, c, -1.0, 1.0);
+        let rv = uniform(290 + si as u32, c, 0.5, 2.0);
+        let mean = uniform(300 + si as u32, c, -1.0, 1.0);
+        let var = uniform(310 + si as u32, c, 0.0, 3.0);
+        for momentum in [0.1f32, 0.3] {
+            let (mut wm, mut wv) = (rm.clone(), rv.clone());
+            cpu::bn_update_running(&mut wm, &mut wv, &mean, &var, count, momentum);
+            // Running stats in one buffer, batch stats in one buffer (as bn_stats writes them).
+            let running = up(ctx, &[&[f32::NAN][..], &rm, &rv, &[f32::NAN]].concat());
+            let batch = up(ctx, &[&mean[..], &var].concat());
+            let mut rec = Recorder::new(ctx);
+            grad::bn_update_running(
+                &mut rec,
+                View::new(&running, 1, c),
+                View::new(&running, 1 + c, c),
+                View::new(&batch, 0, c),
+                View::new(&batch, c, c),
+                c,
+                count,
+                momentum,
+            )
+            .unwrap();
+            submit(rec);
+            let got = read(ctx, &running, 1, 2 * c);
+            let what = format!("bn_update_running c={c} count={count} momentum={momentum}");
+            assert_bits(&format!("{what} mean"), &got[..c], &wm);
+            assert_bits(&format!("{what} var"), &got[c..], &wv);
+        }
+    }
+    eprintln!("bn_update_running: bit-exact");
+}
+on_backends!(bn_update_running);
+
+// ---------------------------------------------------------------- launcher checks
+
+fn launcher_errors(ctx: &GpuContext) {
+    let a = ctx.storage("a", 64).unwrap();
+    let b = ctx.storage("b", 64).unwrap();
+    let mut rec = Recorder::new(ctx);
+    // Reading and writing one buffer.
+    let e = grad::mean_time_backward(&mut rec, View::new(&a, 0, 4), 2, 4, View::new(&a, 8, 8))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("grad::mean_time_backward") && e.contains("same buffer"),
+        "{e}"
+    );
+    // A view too short.
+    let e = grad::lif_backward(
+        &mut rec,
+        View::new(&a, 0, 10),
+        View::new(&b, 0, 12),
+        3,
+        4,
+        cpu::LifParams::default(),
+        Surrogate::default(),
+        View::new(&b, 12, 12),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("grad::lif_backward") && e.contains("grad_s"),
+        "{e}"
+    );
+    // An unsupported kernel size.
+    let s = cpu::ConvShape {
+        n: 1,
+        cin: 1,
+        h: 3,
+        w: 3,
+        cout: 1,
+        k: 2,
+        stride: 1,
+        shift: false,
+    };
+    let e = grad::conv2d_backward_input(
+        &mut rec,
+        View::new(&a, 0, 9),
+        View::new(&a, 9, 4),
+        &s,
+        View::whole(&b),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("grad::conv2d_backward_input") && e.contains("k = 2"),
+        "{e}"
+    );
+    // Channels outside gy.
+    let e = grad::concat_backward(&mut rec, View::whole(&a), 1, 4, 4, 3, 2, View::whole(&b))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("grad::concat_backward"), "{e}");
+    // Step 0 has no bias correction.
+    let h = grad::AdamHyper {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        step: 0,
+    };
+    let c = ctx.storage("c", 64).unwrap();
+    let d = ctx.storage("d", 64).unwrap();
+    let e = grad::adamw(
+        &mut rec,
+        View::whole(&a),
+        View::whole(&b),
+        View::whole(&c),
+        View::whole(&c),
+        View::whole(&d),
+        8,
+        h,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("grad::adamw") && e.contains("step 0"), "{e}");
+    assert!(rec.is_empty(), "a failed launch recorded work");
+}
+on_backends!(launcher_errors);

@@ -174,13 +174,8 @@ struct ConvGradParams {
     zero: u32,
 }
 
-fn conv_params(
-    s: &ConvShape,
-    kernel: &str,
-    a_off: u32,
-    b_off: u32,
-    out_off: u32,
-) -> Result<ConvGradParams> {
+/// The shapes the kernels support, checked before any view is sized from the shape.
+fn conv_check(s: &ConvShape, kernel: &str) -> Result<()> {
     if ![1, 3, 5].contains(&s.k) || ![1, 2].contains(&s.stride) {
         return Err(Error::Gpu(format!(
             "{kernel}: k = {}, stride = {} (allowed: k 1/3/5, stride 1/2)",
@@ -195,7 +190,11 @@ fn conv_params(
     }
     u32_of("input length", s.in_len())?;
     u32_of("output length", s.out_len())?;
-    Ok(ConvGradParams {
+    Ok(())
+}
+
+fn conv_params(s: &ConvShape, a_off: u32, b_off: u32, out_off: u32) -> ConvGradParams {
+    ConvGradParams {
         images: s.n as u32,
         cin: s.cin as u32,
         h: s.h as u32,
@@ -210,7 +209,7 @@ fn conv_params(
         b_off,
         out_off,
         zero: 0,
-    })
+    }
 }
 
 /// Input gradient of `conv::conv2d`, the twin of `cpu::grad::conv2d_backward_input`: `gy`
@@ -224,11 +223,12 @@ pub fn conv2d_backward_input(
     gx: View<'_>,
 ) -> Result<()> {
     const K: &str = "grad::conv2d_backward_input";
+    conv_check(s, K)?;
     let gy = gy.need("gy", K, s.out_len())?;
     let w = w.need("w", K, s.weight_len())?;
     let gx = gx.need("gx", K, s.in_len())?;
     disjoint(K, &[("gy", gy), ("w", w)], &[("gx", gx)])?;
-    let p = conv_params(s, K, gy.offset, w.offset, gx.offset)?;
+    let p = conv_params(s, gy.offset, w.offset, gx.offset);
     rec.dispatch(
         KernelId::GradConvInput,
         &p,
@@ -249,11 +249,12 @@ pub fn conv2d_backward_weight(
     gw: View<'_>,
 ) -> Result<()> {
     const K: &str = "grad::conv2d_backward_weight";
+    conv_check(s, K)?;
     let x = x.need("x", K, s.in_len())?;
     let gy = gy.need("gy", K, s.out_len())?;
     let gw = gw.need("gw", K, s.weight_len())?;
     disjoint(K, &[("x", x), ("gy", gy)], &[("gw", gw)])?;
-    let p = conv_params(s, K, x.offset, gy.offset, gw.offset)?;
+    let p = conv_params(s, x.offset, gy.offset, gw.offset);
     rec.dispatch(
         KernelId::GradConvWeight,
         &p,
@@ -623,4 +624,287 @@ pub fn accumulate(rec: &mut Recorder<'_>, acc: View<'_>, x: View<'_>) -> Result<
     let x = x.need("x", K, len)?;
     disjoint(K, &[("x", x)], &[("acc", acc)])?;
     super::elementwise::add_into(rec, acc, x)
+}
+
+// ---------------------------------------------------------------- losses
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LossParams {
+    b: u32,
+    k: u32,
+    logit_off: u32,
+    label_off: u32,
+    loss_off: u32,
+    grad_off: u32,
+    smooth_k: f32,
+    keep: f32,
+    batch: f32,
+    count: f32,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn loss_kernel(
+    rec: &mut Recorder<'_>,
+    kernel: KernelId,
+    name: &str,
+    logits: View<'_>,
+    labels: View<'_>,
+    b: usize,
+    k: usize,
+    smoothing: f32,
+    loss: View<'_>,
+    grad: View<'_>,
+) -> Result<()> {
+    u32_of("b * k", b * k)?;
+    if k > 65_535 {
+        return Err(Error::Gpu(format!("{name}: {k} classes exceed 65,535")));
+    }
+    let logits = logits.need("logits", name, b * k)?;
+    let labels = labels.need("labels", name, b)?;
+    let loss = loss.need("loss", name, b)?;
+    let grad = grad.need("grad", name, b * k)?;
+    disjoint(
+        name,
+        &[("logits", logits), ("labels", labels)],
+        &[("loss", loss), ("grad", grad)],
+    )?;
+    let p = LossParams {
+        b: b as u32,
+        k: k as u32,
+        logit_off: logits.offset,
+        label_off: labels.offset,
+        loss_off: loss.offset,
+        grad_off: grad.offset,
+        smooth_k: smoothing / k.max(1) as f32,
+        keep: 1.0 - smoothing,
+        batch: b.max(1) as f32,
+        count: (b * k).max(1) as f32,
+    };
+    rec.dispatch(
+        kernel,
+        &p,
+        &[logits.buffer, labels.buffer, loss.buffer, grad.buffer],
+        grid_1d(b, 64),
+    )
+}
+
+/// Softmax cross-entropy with label smoothing on `logits` [b, k], the twin of
+/// `cpu::grad::softmax_cross_entropy`. `labels`: u32 per row. Writes `loss` [b], the loss of each
+/// row (the CPU's mean loss is their mean), and `grad` [b, k] = dL/dlogits of the batch-mean
+/// loss. f32 where the CPU uses f64 (within a small relative tolerance). A label >= k gives NaN
+/// in its row's loss and gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_cross_entropy(
+    rec: &mut Recorder<'_>,
+    logits: View<'_>,
+    labels: View<'_>,
+    b: usize,
+    k: usize,
+    smoothing: f32,
+    loss: View<'_>,
+    grad: View<'_>,
+) -> Result<()> {
+    loss_kernel(
+        rec,
+        KernelId::GradLossCrossEntropy,
+        "grad::softmax_cross_entropy",
+        logits,
+        labels,
+        b,
+        k,
+        smoothing,
+        loss,
+        grad,
+    )
+}
+
+/// MSE between `logits` [b, k] (time-averaged output rates) and one-hot `labels` (u32 per row),
+/// the twin of `cpu::grad::mse_rate_loss`: `loss` [b] gets each row's squared errors / (b * k),
+/// so their sum is the CPU's loss; `grad` [b, k] = 2 (l - onehot) / (b * k). A label >= k gives
+/// NaN in its row.
+#[allow(clippy::too_many_arguments)]
+pub fn mse_rate_loss(
+    rec: &mut Recorder<'_>,
+    logits: View<'_>,
+    labels: View<'_>,
+    b: usize,
+    k: usize,
+    loss: View<'_>,
+    grad: View<'_>,
+) -> Result<()> {
+    loss_kernel(
+        rec,
+        KernelId::GradLossMse,
+        "grad::mse_rate_loss",
+        logits,
+        labels,
+        b,
+        k,
+        0.0,
+        loss,
+        grad,
+    )
+}
+
+// ---------------------------------------------------------------- optimiser
+
+/// The hyper-parameters of one AdamW step.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamHyper {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// The 1-based step being taken (`AdamW::step` after its increment).
+    pub step: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AdamParams {
+    len: u32,
+    p_off: u32,
+    g_off: u32,
+    m_off: u32,
+    v_off: u32,
+    decay_off: u32,
+    zero: u32,
+    beta1: f32,
+    beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    lr: f32,
+    lr_wd: f32,
+    bc1: f32,
+    bc2: f32,
+    eps: f32,
+}
+
+/// One AdamW step per element, the twin of `train::optim::AdamW::update` (`decay`: u32 0/1 per
+/// element, weight decay where 1). Updates `params`, `m` and `v` in place from `grad`. The bias
+/// corrections `1 - beta^step` are computed here in f32 as the CPU computes them. `m` and `v` may
+/// share a buffer; no other two views may.
+#[allow(clippy::too_many_arguments)]
+pub fn adamw(
+    rec: &mut Recorder<'_>,
+    params: View<'_>,
+    grad: View<'_>,
+    m: View<'_>,
+    v: View<'_>,
+    decay: View<'_>,
+    n: usize,
+    h: AdamHyper,
+) -> Result<()> {
+    const K: &str = "grad::adamw";
+    let len = u32_of("n", n)?;
+    let t = i32::try_from(h.step)
+        .ok()
+        .filter(|&t| t >= 1)
+        .ok_or_else(|| Error::Gpu(format!("{K}: step {} (1-based, at most i32::MAX)", h.step)))?;
+    let params = params.need("params", K, n)?;
+    let grad = grad.need("grad", K, n)?;
+    let m = m.need("m", K, n)?;
+    let v = v.need("v", K, n)?;
+    let decay = decay.need("decay", K, n)?;
+    // The moments pass reads grad and writes m, v; the step reads m, v, decay and writes params.
+    disjoint(K, &[("grad", grad)], &[("m", m), ("v", v)])?;
+    disjoint(
+        K,
+        &[("m", m), ("v", v), ("decay", decay), ("grad", grad)],
+        &[("params", params)],
+    )?;
+    let p = AdamParams {
+        len,
+        p_off: params.offset,
+        g_off: grad.offset,
+        m_off: m.offset,
+        v_off: v.offset,
+        decay_off: decay.offset,
+        zero: 0,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        one_minus_beta1: 1.0 - h.beta1,
+        one_minus_beta2: 1.0 - h.beta2,
+        lr: h.lr,
+        lr_wd: h.lr * h.weight_decay,
+        bc1: 1.0 - h.beta1.powi(t),
+        bc2: 1.0 - h.beta2.powi(t),
+        eps: h.eps,
+    };
+    let groups = grid_1d(n, 256);
+    rec.dispatch(
+        KernelId::GradOptimAdamMoments,
+        &p,
+        &[grad.buffer, m.buffer, v.buffer],
+        groups,
+    )?;
+    rec.dispatch(
+        KernelId::GradOptimAdamStep,
+        &p,
+        &[m.buffer, v.buffer, decay.buffer, params.buffer],
+        groups,
+    )
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RunningParams {
+    c: u32,
+    rmean_off: u32,
+    rvar_off: u32,
+    mean_off: u32,
+    var_off: u32,
+    zero: u32,
+    keep: f32,
+    momentum: f32,
+    correction: f32,
+}
+
+/// Twin of `cpu::bn_update_running`: `running_mean`/`running_var` [c] move towards the batch
+/// `mean` and the unbiased `var * count / (count - 1)` by `momentum`, bit-identical with the
+/// CPU. The running views may share a buffer, and so may the batch views.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_update_running(
+    rec: &mut Recorder<'_>,
+    running_mean: View<'_>,
+    running_var: View<'_>,
+    mean: View<'_>,
+    var: View<'_>,
+    c: usize,
+    count: usize,
+    momentum: f32,
+) -> Result<()> {
+    const K: &str = "grad::bn_update_running";
+    let rm = running_mean.need("running_mean", K, c)?;
+    let rv = running_var.need("running_var", K, c)?;
+    let mean = mean.need("mean", K, c)?;
+    let var = var.need("var", K, c)?;
+    disjoint(
+        K,
+        &[("mean", mean), ("var", var)],
+        &[("running_mean", rm), ("running_var", rv)],
+    )?;
+    let p = RunningParams {
+        c: u32_of("c", c)?,
+        rmean_off: rm.offset,
+        rvar_off: rv.offset,
+        mean_off: mean.offset,
+        var_off: var.offset,
+        zero: 0,
+        keep: 1.0 - momentum,
+        momentum,
+        correction: if count >= 2 {
+            count as f32 / (count - 1) as f32
+        } else {
+            1.0
+        },
+    };
+    rec.dispatch(
+        KernelId::GradRunningUpdate,
+        &p,
+        &[rm.buffer, rv.buffer, mean.buffer, var.buffer],
+        grid_1d(c, 64),
+    )
 }
