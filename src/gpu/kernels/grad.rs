@@ -784,8 +784,9 @@ struct AdamParams {
 
 /// One AdamW step per element, the twin of `train::optim::AdamW::update` (`decay`: u32 0/1 per
 /// element, weight decay where 1). Updates `params`, `m` and `v` in place from `grad`. The bias
-/// corrections `1 - beta^step` are computed here in f32 as the CPU computes them. `m` and `v` may
-/// share a buffer; no other two views may.
+/// corrections `1 - beta^step` are computed here in f32 as the CPU computes them. Two passes
+/// (moments, then parameters). `m` and `v` may share a buffer; `params` needs a buffer of its
+/// own, and `m`/`v` one apart from `grad`.
 #[allow(clippy::too_many_arguments)]
 pub fn adamw(
     rec: &mut Recorder<'_>,
