@@ -5,6 +5,7 @@
 pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
+pub mod grad;
 pub mod lif;
 pub mod rdm;
 pub mod rng;
