@@ -158,6 +158,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         &eval,
         search_s,
         train_s,
+        &match &opts.gpu {
+            Some(ctx) => format!("{} ({:?})", ctx.info.name, ctx.info.backend),
+            None => "the CPU reference".to_string(),
+        },
         started.elapsed().as_secs_f64(),
     )?;
     super::write_atomic(&out.join("report.md"), report.as_bytes())?;
@@ -183,6 +187,7 @@ fn render_report(
     e: &train::eval::EvalReport,
     search_s: f64,
     train_s: f64,
+    train_device: &str,
     total_s: f64,
 ) -> crate::Result<String> {
     let evals = std::fs::read_to_string(out.join("search").join(run_dir::EVALUATIONS))
@@ -209,7 +214,7 @@ fn render_report(
     let _ = writeln!(s, "| stage | wall time (this invocation) |\n|---|---|");
     let _ = writeln!(
         s,
-        "| search | {search_s:.1} s |\n| training | {train_s:.1} s |\n| total | {total_s:.1} s |\n"
+        "| search | {search_s:.1} s |\n| training | {train_s:.1} s on {train_device} |\n| total | {total_s:.1} s |\n"
     );
     let _ = writeln!(
         s,
