@@ -1,12 +1,16 @@
 //! Training throughput of the CPU reference: images per second of forward + backward + AdamW
-//! step at C 8, T 4, batch 64, 16x16 digits-shaped input, on a few sampled genomes; then the same
-//! networks in PyTorch (`scripts/train_torch_bench.py`) when `python3 -c "import torch"` works.
-//! Prints one JSON object. `cargo bench --bench train [-- --quick]`.
+//! step at C 8, T 4, batch 64, 16x16 digits-shaped input, on a few sampled genomes; the same
+//! steps through `GpuTrainer` on the adapter `--device auto` would open for a GPU job (any
+//! adapter, CPU drivers such as lavapipe included: then `gpu.is_cpu` is true and the number only
+//! shows the path runs); then the same networks in PyTorch (`scripts/train_torch_bench.py`) when
+//! `python3 -c "import torch"` works. Prints one JSON object.
+//! `cargo bench --bench train [-- --quick]`.
 
 use msenas::config::TrainConfig;
 use msenas::cpu::grad::{softmax_cross_entropy, Surrogate};
 use msenas::cpu::{conv2d, init_params, ConvShape, LifParams};
 use msenas::genome::SearchSpace;
+use msenas::gpu::{DeviceChoice, GpuContext, GpuTrainer, TrainSettings};
 use msenas::plan::Plan;
 use msenas::train::backprop::{backward, forward_tape, Hooks};
 use msenas::train::optim::AdamW;
@@ -33,6 +37,8 @@ fn main() {
         .collect();
     let labels: Vec<u16> = (0..b).map(|i| (i % 10) as u16).collect();
     let mut nets = Vec::new();
+    let ctx = GpuContext::new(&DeviceChoice::Auto).map(std::sync::Arc::new);
+    let mut gpu_ips: Vec<Result<f64, String>> = Vec::new();
     let dump_dir = std::env::temp_dir().join(format!("msenas-train-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dump_dir).unwrap();
     for &seed in &seeds {
@@ -73,6 +79,10 @@ fn main() {
         }
         let secs = start.elapsed().as_secs_f64();
         let ips = (reps * b) as f64 / secs;
+        gpu_ips.push(match &ctx {
+            Ok(ctx) => gpu_step_rate(ctx.clone(), &plan, &x, &labels, t, b, reps),
+            Err(e) => Err(e.to_string()),
+        });
         let path = dump_dir.join(format!("plan{seed}.json"));
         std::fs::write(&path, serde_json::to_string(&plan).unwrap()).unwrap();
         nets.push((seed, g.canonical_key(), plan.num_params, macs, ips, path));
@@ -112,14 +122,34 @@ fn main() {
     let torch = torch_bench(&nets, c, t, b, size, quick);
     let rows: Vec<String> = nets
         .iter()
-        .map(|(seed, key, params, macs, ips, _)| {
+        .zip(&gpu_ips)
+        .map(|((seed, key, params, macs, ips, _), gpu)| {
+            let gpu = match gpu {
+                Ok(v) => format!("{v:.2}"),
+                Err(e) => format!("{{\"error\": {e:?}}}"),
+            };
             format!(
-                "{{\"genome_seed\": {seed}, \"key\": {key:?}, \"params\": {params}, \"macs_per_step\": {macs}, \"cpu_reference_images_per_s\": {ips:.2}}}"
+                "{{\"genome_seed\": {seed}, \"key\": {key:?}, \"params\": {params}, \"macs_per_step\": {macs}, \"cpu_reference_images_per_s\": {ips:.2}, \"gpu_images_per_s\": {gpu}}}"
             )
         })
         .collect();
+    let gpu = match &ctx {
+        Ok(ctx) => format!(
+            "{{\"adapter\": {:?}, \"backend\": \"{:?}\", \"device_type\": \"{:?}\", \"is_cpu\": {}, \"note\": {:?}}}",
+            ctx.info.name,
+            ctx.info.backend,
+            ctx.info.device_type,
+            ctx.is_cpu(),
+            if ctx.is_cpu() {
+                "a CPU implementation of the GPU API: the GPU numbers show the path runs, not GPU speed"
+            } else {
+                "one submission and one read-back per step"
+            }
+        ),
+        Err(e) => format!("{{\"error\": {:?}}}", e.to_string()),
+    };
     println!(
-        "{{\"bench\": \"train\", \"width\": {c}, \"timesteps\": {t}, \"batch\": {b}, \"size\": {size}, \"threads\": {}, \"networks\": [{}], \"conv_gmacs_per_s\": {{\"forward\": {:.3}, \"backward_input\": {:.3}, \"backward_weight\": {:.3}}}, \"torch\": {torch}}}",
+        "{{\"bench\": \"train\", \"width\": {c}, \"timesteps\": {t}, \"batch\": {b}, \"size\": {size}, \"threads\": {}, \"gpu\": {gpu}, \"networks\": [{}], \"conv_gmacs_per_s\": {{\"forward\": {:.3}, \"backward_input\": {:.3}, \"backward_weight\": {:.3}}}, \"torch\": {torch}}}",
         rayon::current_num_threads(),
         rows.join(", "),
         gmacs(fwd),
@@ -127,6 +157,36 @@ fn main() {
         gmacs(bw)
     );
     let _ = std::fs::remove_dir_all(&dump_dir);
+}
+
+/// Images per second of `GpuTrainer` steps (forward, loss, backward, running statistics, AdamW,
+/// the step's read-back) after one warm-up step.
+fn gpu_step_rate(
+    ctx: std::sync::Arc<GpuContext>,
+    plan: &Plan,
+    x: &[f32],
+    labels: &[u16],
+    t: usize,
+    b: usize,
+    reps: usize,
+) -> Result<f64, String> {
+    let settings = TrainSettings {
+        loss: msenas::train::Loss::CrossEntropy,
+        label_smoothing: 0.1,
+        surrogate: Surrogate::default(),
+        lif: LifParams::default(),
+        eps: 1e-5,
+        momentum: 0.1,
+        weight_decay: TrainConfig::default().weight_decay,
+    };
+    let mut g = GpuTrainer::new(ctx, plan, t, b, settings, &init_params(plan, 0))
+        .map_err(|e| e.to_string())?;
+    g.step(x, labels, 1e-4).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    for _ in 0..reps {
+        g.step(x, labels, 1e-4).map_err(|e| e.to_string())?;
+    }
+    Ok((reps * b) as f64 / start.elapsed().as_secs_f64())
 }
 
 /// Runs `scripts/train_torch_bench.py` on the dumped plans; `null` when torch is missing.

@@ -159,6 +159,7 @@ fn resumed_run_is_bit_identical() {
     let b = tempfile::tempdir().unwrap();
     let stop = |e| RunOptions {
         stop_after: Some(e),
+        ..Default::default()
     };
     let part = train_with(&net, &ds, &cfg, 9, b.path(), false, false, &stop(1)).unwrap();
     assert_eq!(part.epochs, 1);
@@ -213,6 +214,7 @@ fn bad_checkpoints_and_mismatched_resumes_are_input_errors() {
         false,
         &RunOptions {
             stop_after: Some(1),
+            ..Default::default()
         },
     )
     .unwrap();

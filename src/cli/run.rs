@@ -29,7 +29,8 @@ pub struct Args {
     /// Folder holding the dataset's files (not needed for the bundled sets).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// auto, cpu or gpu (the search's scoring device).
+    /// auto, cpu, gpu or part of an adapter name: the search's scoring device and the training
+    /// device (auto trains on a hardware GPU when there is one, else on the CPU reference).
     #[arg(long)]
     pub device: Option<String>,
     /// The run's seed.
@@ -119,14 +120,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     )?;
     let train_dir = out.join("train");
     let resume = train_dir.join("state.ckpt").exists();
+    let opts = train::RunOptions {
+        gpu: train::training_device(&cfg.search.device)?,
+        ..Default::default()
+    };
     let t_train = Instant::now();
     let result = match std::fs::read_to_string(train_dir.join("result.json")) {
         Ok(text) if resume => match serde_json::from_str::<train::TrainResult>(&text) {
             Ok(r) if r.test_acc.is_finite() => r,
-            _ => train::train(&net, &ds, &cfg.train, cfg.seed, &train_dir, true, !a.quiet)?,
+            _ => train::train_with(
+                &net, &ds, &cfg.train, cfg.seed, &train_dir, true, !a.quiet, &opts,
+            )?,
         },
-        _ => train::train(
-            &net, &ds, &cfg.train, cfg.seed, &train_dir, resume, !a.quiet,
+        _ => train::train_with(
+            &net, &ds, &cfg.train, cfg.seed, &train_dir, resume, !a.quiet, &opts,
         )?,
     };
     let train_s = t_train.elapsed().as_secs_f64();
@@ -151,6 +158,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         &eval,
         search_s,
         train_s,
+        &match &opts.gpu {
+            Some(ctx) => format!("{} ({:?})", ctx.info.name, ctx.info.backend),
+            None => "the CPU reference".to_string(),
+        },
         started.elapsed().as_secs_f64(),
     )?;
     super::write_atomic(&out.join("report.md"), report.as_bytes())?;
@@ -176,6 +187,7 @@ fn render_report(
     e: &train::eval::EvalReport,
     search_s: f64,
     train_s: f64,
+    train_device: &str,
     total_s: f64,
 ) -> crate::Result<String> {
     let evals = std::fs::read_to_string(out.join("search").join(run_dir::EVALUATIONS))
@@ -202,7 +214,7 @@ fn render_report(
     let _ = writeln!(s, "| stage | wall time (this invocation) |\n|---|---|");
     let _ = writeln!(
         s,
-        "| search | {search_s:.1} s |\n| training | {train_s:.1} s |\n| total | {total_s:.1} s |\n"
+        "| search | {search_s:.1} s |\n| training | {train_s:.1} s on {train_device} |\n| total | {total_s:.1} s |\n"
     );
     let _ = writeln!(
         s,

@@ -1,5 +1,5 @@
 //! `msenas train`: train a genome (or a search run's best genome) on a dataset with
-//! backpropagation through time, on the CPU reference.
+//! backpropagation through time, on the CPU reference or a GPU (`--device`).
 
 use crate::config::{self, Config};
 use crate::data::{self, DataOptions};
@@ -77,6 +77,11 @@ pub struct Args {
     /// Continue the run in this folder from its last checkpoint, with its own settings.
     #[arg(long, conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// Where to train: cpu (the reference), gpu (a hardware GPU), auto (a hardware GPU when
+    /// there is one, else cpu) or part of an adapter name (`msenas devices` lists them).
+    /// Checkpoints do not depend on it: a run may be resumed on another device.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -136,6 +141,25 @@ pub fn resolve_config(a: &Args, run: Option<Config>) -> crate::Result<Config> {
     Ok(cfg)
 }
 
+/// Opens the training device.
+fn options(a: &Args) -> anyhow::Result<train::RunOptions> {
+    Ok(train::RunOptions {
+        gpu: train::training_device(&a.device)?,
+        ..Default::default()
+    })
+}
+
+/// The device a run trains on, in words.
+fn device_name(opts: &train::RunOptions) -> String {
+    match &opts.gpu {
+        Some(ctx) => format!("{} ({:?})", ctx.info.name, ctx.info.backend),
+        None => format!(
+            "the CPU reference ({} threads)",
+            rayon::current_num_threads()
+        ),
+    }
+}
+
 /// The resolved config of a search run folder, if `p` is one.
 fn run_config(p: &Path) -> crate::Result<Option<crate::config::Config>> {
     let path = p.join("config.json");
@@ -158,8 +182,9 @@ pub fn genome_path(p: &Path) -> PathBuf {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    let opts = options(&a)?;
     if let Some(dir) = a.resume.clone() {
-        return resume(a, &dir);
+        return resume(a, &dir, &opts);
     }
     let Some(gpath) = a.genome.as_deref() else {
         return Err(
@@ -199,10 +224,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
-    finish(train::train(&net, &ds, &cfg, seed, &out, false, !a.quiet)?)
+    finish(
+        train::train_with(&net, &ds, &cfg, seed, &out, false, !a.quiet, &opts)?,
+        &opts,
+    )
 }
 
-fn resume(a: Args, dir: &Path) -> anyhow::Result<()> {
+fn resume(a: Args, dir: &Path, opts: &train::RunOptions) -> anyhow::Result<()> {
     let given = [
         ("a genome", a.genome.is_some()),
         ("--preset", a.preset.is_some()),
@@ -250,20 +278,22 @@ fn resume(a: Args, dir: &Path) -> anyhow::Result<()> {
         genome,
         plan: m.plan,
     };
-    finish(train::train(
-        &net, &ds, &m.config, m.seed, dir, true, !a.quiet,
-    )?)
+    finish(
+        train::train_with(&net, &ds, &m.config, m.seed, dir, true, !a.quiet, opts)?,
+        opts,
+    )
 }
 
-fn finish(r: train::TrainResult) -> anyhow::Result<()> {
+fn finish(r: train::TrainResult, opts: &train::RunOptions) -> anyhow::Result<()> {
     println!(
-        "test accuracy {:.2}% (best epoch {} of {}, validation {:.2}%), {} parameters, {:.1} s; run folder {}",
+        "test accuracy {:.2}% (best epoch {} of {}, validation {:.2}%), {} parameters, {:.1} s on {}; run folder {}",
         100.0 * r.test_acc,
         r.best_epoch,
         r.epochs,
         100.0 * r.best_val_acc,
         r.params,
         r.wall_s,
+        device_name(opts),
         r.out_dir.display()
     );
     Ok(())

@@ -8,9 +8,11 @@ pub mod context;
 pub mod executor;
 pub mod kernels;
 pub mod recorder;
+pub mod trainer;
 
 pub use arena::{Arena, SizeClass};
 pub use context::{list_adapters, pick_adapter, AdapterSummary, DeviceChoice, GpuContext};
 pub use executor::{memory_bytes, GpuExecutor, GpuOutput, Job, Outputs};
 pub use kernels::{KernelId, View};
 pub use recorder::Recorder;
+pub use trainer::{GpuTrainer, StepOutput, TrainSettings, TrainState};

@@ -24,6 +24,7 @@ use crate::cpu::grad::{mse_rate_loss, softmax_cross_entropy, Surrogate};
 use crate::cpu::{bn_update_running, BnRunning, LifParams};
 use crate::data::{augment_events, Dataset, EventAugment, Split};
 use crate::genome::Genome;
+use crate::gpu::{DeviceChoice, GpuContext, GpuTrainer, TrainSettings, TrainState};
 use crate::plan::Plan;
 use crate::{Error, Result};
 use checkpoint::{bn_len, flatten_bn, unflatten_bn, Checkpoint, EpochLog, Meta};
@@ -31,6 +32,7 @@ use optim::{lr_at, peak_lr, AdamW};
 use rng::{SplitMix64, STREAM_TRAIN};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Batch-norm epsilon and running-statistics momentum (PyTorch's).
@@ -121,11 +123,45 @@ pub struct TrainResult {
 }
 
 /// Extra controls of a run (tests use `stop_after` to simulate an interruption).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Return after this many completed epochs (counted from epoch 1), as if killed after the
     /// checkpoint was written; the result's test numbers are then NaN.
     pub stop_after: Option<usize>,
+    /// Train and evaluate on this device ([`crate::gpu::GpuTrainer`]); `None`: the CPU
+    /// reference.
+    pub gpu: Option<Arc<GpuContext>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("stop_after", &self.stop_after)
+            .field("gpu", &self.gpu.as_ref().map(|c| c.info.name.clone()))
+            .finish()
+    }
+}
+
+/// The device a `--device` value trains on: `cpu` is the CPU reference (`None`); `auto` a
+/// hardware GPU when one opens, else the CPU reference (a CPU Vulkan driver such as lavapipe is
+/// slower than the reference); `gpu` a hardware GPU; anything else part of an adapter name
+/// (`msenas devices` lists them). A choice that opens nothing is a user error.
+pub fn training_device(name: &str) -> Result<Option<Arc<GpuContext>>> {
+    match name {
+        "cpu" => Ok(None),
+        "auto" => Ok(GpuContext::new(&DeviceChoice::Gpu).ok().map(Arc::new)),
+        other => {
+            let choice: DeviceChoice = other.parse()?;
+            GpuContext::new(&choice)
+                .map(|c| Some(Arc::new(c)))
+                .map_err(|e| {
+                    Error::input(format!(
+                    "--device {other}: {e} (allowed: cpu, auto, gpu or part of an adapter name; \
+                     `msenas devices` lists them)"
+                ))
+                })
+        }
+    }
 }
 
 /// Resolved training settings.
@@ -215,6 +251,35 @@ pub fn evaluate_split(
         total_loss / split.len() as f64,
         correct as f64 / split.len() as f64,
     )
+}
+
+/// [`evaluate_split`] on the device with the trainer's current weights and running statistics,
+/// in batches of the trainer's capacity.
+pub fn gpu_evaluate_split(
+    g: &mut GpuTrainer,
+    split: &Split,
+    loss: Loss,
+    smoothing: f32,
+) -> Result<(f64, f64)> {
+    if split.is_empty() {
+        return Ok((f64::NAN, f64::NAN));
+    }
+    let t = g.plan().spec.timesteps;
+    let k = g.plan().spec.classes;
+    let idx: Vec<usize> = (0..split.len()).collect();
+    let (mut total_loss, mut correct) = (0.0f64, 0usize);
+    for chunk in idx.chunks(g.capacity()) {
+        let x = split.batch(chunk, if split.frames == 1 { 1 } else { t });
+        let logits = g.evaluate(&x, chunk.len())?;
+        let labels = split.labels_of(chunk);
+        let (l, _) = loss.eval(&logits, &labels, k, smoothing);
+        total_loss += f64::from(l) * chunk.len() as f64;
+        correct += count_correct(&logits, &labels, k);
+    }
+    Ok((
+        total_loss / split.len() as f64,
+        correct as f64 / split.len() as f64,
+    ))
 }
 
 /// Rows whose largest logit (first on ties) is the label.
@@ -340,6 +405,29 @@ pub fn train_with(
     let peak = peak_lr(cfg.lr, bs);
     let static_images = ds.train.frames == 1;
     let aug = train_augment(cfg, static_images);
+    let mut gpu = match &opts.gpu {
+        Some(ctx) => {
+            let settings = TrainSettings {
+                loss: st.loss,
+                label_smoothing: cfg.label_smoothing,
+                surrogate: st.surrogate,
+                lif: st.lif,
+                eps: BN_EPS,
+                momentum: BN_MOMENTUM,
+                weight_decay: cfg.weight_decay,
+            };
+            let mut g = GpuTrainer::new(ctx.clone(), plan, t, bs, settings, &s.params)?;
+            g.write_state(&TrainState {
+                params: s.params.clone(),
+                adam_m: s.opt.m.clone(),
+                adam_v: s.opt.v.clone(),
+                step: s.opt.step,
+                bn: s.bn.clone(),
+            })?;
+            Some(g)
+        }
+        None => None,
+    };
     let meta_base = |kind: &str, epoch: usize, s: &State| Meta {
         kind: kind.into(),
         genome: genome_json.clone(),
@@ -370,6 +458,24 @@ pub fn train_with(
         for chunk in order.chunks(bs) {
             let b = chunk.len();
             let x = augmented_batch(&ds.train, chunk, t, aug.as_ref(), &mut rng);
+            if let Some(g) = gpu.as_mut() {
+                let labels = ds.train.labels_of(chunk);
+                lr = lr_at(peak, s.opt.step, total_steps, warmup);
+                let out = g.step(&x, &labels, lr)?;
+                correct += count_correct(&out.logits, &labels, k);
+                loss_sum += out.loss * b as f64;
+                seen += b;
+                s.opt.step += 1;
+                let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.1}% {:.0} img/s",
+                    loss_sum / seen as f64,
+                    100.0 * correct as f64 / seen as f64,
+                    seen as f64 / secs
+                ));
+                bar.inc(1);
+                continue;
+            }
             let tape = backprop::forward_tape(
                 plan,
                 &s.params,
@@ -412,15 +518,26 @@ pub fn train_with(
             bar.inc(1);
         }
         let train_secs = epoch_start.elapsed().as_secs_f64();
-        let (val_loss, val_acc) = evaluate_split(
-            plan,
-            &s.params,
-            &s.bn,
-            &ds.val,
-            256,
-            st.loss,
-            cfg.label_smoothing,
-        );
+        if let Some(g) = gpu.as_ref() {
+            let state = g.read_state()?;
+            debug_assert_eq!(state.step, s.opt.step);
+            s.params = state.params;
+            s.opt.m = state.adam_m;
+            s.opt.v = state.adam_v;
+            s.bn = state.bn;
+        }
+        let (val_loss, val_acc) = match gpu.as_mut() {
+            Some(g) => gpu_evaluate_split(g, &ds.val, st.loss, cfg.label_smoothing)?,
+            None => evaluate_split(
+                plan,
+                &s.params,
+                &s.bn,
+                &ds.val,
+                256,
+                st.loss,
+                cfg.label_smoothing,
+            ),
+        };
         s.epoch += 1;
         // With no validation split every epoch counts as better (the last one is kept).
         let improved = val_acc.is_nan() || val_acc > s.best_val_acc;
@@ -456,7 +573,10 @@ pub fn train_with(
     }
 
     let finished = s.epoch >= cfg.epochs;
-    let (test_loss, test_acc) = if finished {
+    let (test_loss, test_acc) = if let (true, Some(g)) = (finished, gpu.as_mut()) {
+        g.write_model(&s.best_params, &s.best_bn)?;
+        gpu_evaluate_split(g, &ds.test, st.loss, cfg.label_smoothing)?
+    } else if finished {
         evaluate_split(
             plan,
             &s.best_params,
