@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Run on a GPU machine (e.g. one H100) from the repository root, with carried release binaries:
-#   target/release/msenas and the gpu_forward bench binary (cargo bench --no-run prints its path;
-#   copy it to target/release/gpu_forward). Vulkan loader packages may be carried as .gl/*.deb.
-# Writes devices.json, devices.txt, bench.json and bench.err to $OUT (default ./out).
+#   target/release/msenas and the gpu_forward and train bench binaries (cargo bench --no-run
+#   prints their paths; copy them to target/release/gpu_forward and target/release/train), and,
+#   optionally, GPU test binaries as target/release/test-<name> (cargo test --release --no-run
+#   --test gpu_grad, ...; their parity checks then run on the real device). Vulkan loader
+#   packages may be carried as .gl/*.deb.
+# Writes devices.json, devices.txt, bench.json, bench.err, train.json, train.err and
+# test-<name>.txt to $OUT (default ./out).
 # Env: MSENAS_PEAK_GFLOPS (FP32 peak of the card, e.g. 67000 for H100 SXM), bench knobs
 # (see benches/gpu_forward.rs), BENCH_TIMEOUT (seconds, default 420).
 set -uo pipefail
@@ -38,3 +42,17 @@ if ! grep -q '"device_type": "DiscreteGpu"' "$OUT/devices.json"; then
 fi
 timeout "${BENCH_TIMEOUT:-420}" "$BENCH" > "$OUT/bench.json" 2> "$OUT/bench.err"
 echo "bench exit $?"; cat "$OUT/bench.json"
+# Training throughput (GpuTrainer beside the CPU reference; PyTorch only where it is installed).
+TRAIN="$BIN/train"
+[ -x "$TRAIN" ] || TRAIN=$(ls -t "$BIN"/deps/train-* 2>/dev/null | grep -v '\.d$' | head -1)
+if [ -n "$TRAIN" ] && [ -x "$TRAIN" ]; then
+  timeout "${TRAIN_TIMEOUT:-240}" "$TRAIN" --quick > "$OUT/train.json" 2> "$OUT/train.err"
+  echo "train bench exit $?"; cat "$OUT/train.json"
+fi
+# Kernel and trainer parity against the CPU reference on the real device.
+for t in "$BIN"/test-*; do
+  [ -x "$t" ] || continue
+  name=$(basename "$t")
+  timeout "${TEST_TIMEOUT:-120}" "$t" --test-threads 1 > "$OUT/$name.txt" 2>&1
+  echo "$name exit $?"; tail -3 "$OUT/$name.txt"
+done
