@@ -8,9 +8,14 @@ use std::process::{Command, Output};
 use msenas::evolve::proxy::{self, Row, SCORE_COLUMNS};
 
 fn bench(out: &Path) -> Output {
+    bench_with(out, &[])
+}
+
+fn bench_with(out: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_msenas"))
+        .arg("proxy-bench")
+        .args(extra)
         .args([
-            "proxy-bench",
             "--preset",
             "tiny",
             "--archs",
@@ -107,6 +112,27 @@ fn writes_csv_summary_plot_and_resumes() {
     let o = bench(&out);
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("already done"));
+
+    // --rescore adds the extra columns for every row without touching proxy.csv.
+    let before = std::fs::read_to_string(&csv).unwrap();
+    let o = bench_with(&out, &["--rescore"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("reference"), "{err}");
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), before);
+    let extra = std::fs::read_to_string(out.join("extra_scores.csv")).unwrap();
+    assert_eq!(extra.lines().count(), 4, "{extra}");
+    let mut rows = proxy::read_csv(&csv, 2).unwrap();
+    msenas::evolve::proxy_extra::merge(&out.join("extra_scores.csv"), &mut rows).unwrap();
+    for r in &rows {
+        let m = r.scores["rdm_mem"];
+        assert!((0.0..=2.0).contains(&m), "rdm_mem {m}");
+        for s in ["rdm_mem_rsa", "rsa_ref"] {
+            assert!((-1.0..=1.0).contains(&r.scores[s]), "{s} {}", r.scores[s]);
+        }
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("| rsa_ref |"), "{summary}");
 }
 
 fn row(index: usize, params: f64, rdm: f64, acc: [f64; 2], status: &str) -> Row {

@@ -61,6 +61,11 @@ pub struct Args {
     /// Only summarise the rows already in OUT/proxy.csv (computes nothing new).
     #[arg(long)]
     pub report_only: bool,
+    /// Compute the extra scores (membrane RDM, RSA against a trained reference network) of
+    /// the rows already in OUT/proxy.csv into OUT/extra_scores.csv (trains only the reference;
+    /// give the settings of the run that wrote the rows), then summarise
+    #[arg(long)]
+    pub rescore: bool,
     /// Title of the summary (default: the dataset name and the sample size).
     #[arg(long)]
     pub title: Option<String>,
@@ -94,7 +99,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         keep_runs: a.keep_runs,
     };
     std::fs::create_dir_all(&a.out)?;
-    let rows = if a.report_only {
+    let mut rows = if a.report_only || a.rescore {
         proxy::read_csv(&a.out.join(proxy::CSV), opts.train_seeds)?
     } else {
         std::fs::write(a.out.join("config.json"), cfg.to_json())?;
@@ -108,6 +113,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
+    if a.rescore {
+        proxy::rescore(&cfg, &opts, &rows, &mut |line| eprintln!("{line}"))?;
+    }
+    crate::evolve::proxy_extra::merge(
+        &a.out.join(crate::evolve::proxy_extra::EXTRA_CSV),
+        &mut rows,
+    )?;
     let summary = proxy::summarise(&rows, opts.boot_reps, cfg.seed);
     let title = a
         .title

@@ -5,6 +5,7 @@ pub mod evaluate;
 pub mod gpu_backend;
 pub mod nsga2;
 pub mod proxy;
+pub mod proxy_extra;
 pub mod run_dir;
 pub mod search;
 pub mod short_train;

@@ -287,7 +287,7 @@ struct Bench<'a> {
     surrogate: Surrogate,
 }
 
-fn subset_dataset(ds: &Dataset, n: usize, seed: u64, tag: &str) -> Dataset {
+pub(crate) fn subset_dataset(ds: &Dataset, n: usize, seed: u64, tag: &str) -> Dataset {
     let mut rng = StdRng::seed_from_u64(derive_seed(seed, tag, 0));
     let idx = ds.train.stratified(n, &mut rng);
     let mut out = ds.clone();
@@ -750,6 +750,12 @@ pub fn score_table(rows: &[Row]) -> BTreeMap<String, Vec<f64>> {
     for s in SCORE_COLUMNS {
         t.insert(s.into(), rows.iter().map(|r| r.scores[s]).collect());
     }
+    // Extra columns (`proxy-bench --rescore`) when every row has them.
+    for s in super::proxy_extra::EXTRA_SCORES {
+        if !rows.is_empty() && rows.iter().all(|r| r.scores.contains_key(s)) {
+            t.insert(s.into(), rows.iter().map(|r| r.scores[s]).collect());
+        }
+    }
     let lp: Vec<f64> = rows
         .iter()
         .map(|r| r.scores["params"].max(1.0).ln())
@@ -793,6 +799,17 @@ pub fn score_order() -> Vec<&'static str> {
         .collect()
 }
 
+/// [`score_order`] followed by the extra columns present in `table`.
+fn table_order(table: &BTreeMap<String, Vec<f64>>) -> Vec<&'static str> {
+    let mut v = score_order();
+    v.extend(
+        super::proxy_extra::EXTRA_SCORES
+            .iter()
+            .filter(|s| table.contains_key(**s)),
+    );
+    v
+}
+
 /// Correlations of every score with the mean validation accuracy, the seed-to-seed ceiling and
 /// partial correlations given ln(params).
 pub fn summarise(rows: &[Row], reps: usize, seed: u64) -> Summary {
@@ -822,7 +839,7 @@ pub fn summarise(rows: &[Row], reps: usize, seed: u64) -> Summary {
     let score_s = mean(&rows.iter().map(|r| r.score_s).collect::<Vec<_>>());
     let train_s = mean(&rows.iter().map(|r| r.train_s).collect::<Vec<_>>());
     let mut scores = Vec::new();
-    for (k, name) in score_order().into_iter().enumerate() {
+    for (k, name) in table_order(&table).into_iter().enumerate() {
         let x = &table[name];
         let xl = pick(x);
         let s = seed.wrapping_add(100 * k as u64);
@@ -934,7 +951,7 @@ pub fn write_report(rows: &[Row], summary: &Summary, out: &Path, title: &str) ->
     let table = score_table(rows);
     let acc: Vec<f64> = rows.iter().map(|r| r.val_mean()).collect();
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
-    let panels: Vec<plot::Panel> = score_order()
+    let panels: Vec<plot::Panel> = table_order(&table)
         .into_iter()
         .map(|name| {
             let log_x = matches!(name, "params" | "sops");
@@ -969,4 +986,61 @@ pub fn write_report(rows: &[Row], summary: &Summary, out: &Path, title: &str) ->
         &panels,
         5,
     )
+}
+
+/// `proxy-bench --rescore`: computes the extra scores ([`super::proxy_extra`]) of every row
+/// for the sample and budget of `cfg`/`opts` and writes `extra_scores.csv`; nothing is
+/// retrained but the one reference network.
+pub fn rescore(
+    cfg: &Config,
+    opts: &BenchOptions,
+    rows: &[Row],
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
+    use super::proxy_extra as extra;
+    let genomes = sample_genomes(
+        cfg,
+        opts.archs
+            .max(rows.iter().map(|r| r.index + 1).max().unwrap_or(0)),
+    )?;
+    for r in rows {
+        if format!("{:016x}", genomes[r.index].key_hash()) != r.key_hash {
+            return Err(Error::input(format!(
+                "{}: row {} belongs to another sample (other seed or space?)",
+                opts.out.join(CSV).display(),
+                r.index
+            )));
+        }
+    }
+    let mut ds = load_data(cfg)?;
+    if let Some(n) = opts.eval_subset {
+        let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, "proxy-eval-subset", 0));
+        if n < ds.val.len() {
+            let idx = ds.val.stratified(n, &mut rng);
+            ds.val = ds.val.subset(&idx);
+        }
+        if n < ds.test.len() {
+            let idx = ds.test.stratified(n, &mut rng);
+            ds.test = ds.test.subset(&idx);
+        }
+    }
+    let train_ds = match opts.train_subset {
+        Some(n) if n < ds.train.len() => subset_dataset(&ds, n, cfg.seed, "proxy-train-subset"),
+        _ => ds.clone(),
+    };
+    let probe = Probe::draw(
+        &ds.train,
+        cfg.search.probe_size,
+        1,
+        cfg.space.timesteps,
+        cfg.seed,
+    )?;
+    let input = extra::RescoreInput {
+        cfg,
+        train_ds: &train_ds,
+        batch: &probe.batches[0],
+        genomes: &genomes,
+    };
+    let (scores, _) = extra::rescore(&input, rows, &opts.out, log)?;
+    extra::write_csv(&opts.out.join(extra::EXTRA_CSV), rows, &scores)
 }
