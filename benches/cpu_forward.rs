@@ -128,6 +128,7 @@ fn main() {
                 indices: &idx,
                 labels: &labels,
                 forward_seconds: cpu_med,
+                grads: None,
             };
             dump::write(&dir, &plan, &params, &input, &rec, &out, &info).expect("dump");
             match torch_bench(&script, &dir, repeats) {

@@ -12,11 +12,21 @@
 //! | `logits_per_step.f32` | f32 | `[T, B, classes]` |
 //! | `spikes_<i>.u32` | u32 | `[T, B, words]`, population `i` bit-packed (docs/design.md) |
 //!
+//! With gradients (`msenas forward --grads`), `manifest.json` also holds a `grads` section
+//! ([`GradsEntry`]: loss, its value, label smoothing, surrogate, conventions) and the folder
+//! these files:
+//!
+//! | file | dtype | shape |
+//! |---|---|---|
+//! | `grad_logits.f32` | f32 | `[B, classes]`, `dL/dlogits` |
+//! | `grad_<j>.f32` | f32 | the shape of parameter `j` (conv `[cout, cin, k, k]`, batch norm `[c]`, linear `[out, in]` and `[out]`), `dL/dparam` |
+//!
 //! Every file is written atomically; `manifest.json` is written last, so a folder without it
 //! is incomplete.
 
+use crate::cpu::grad::Surrogate;
 use crate::cpu::{words_per_row, ForwardOptions, ForwardOutput};
-use crate::plan::Plan;
+use crate::plan::{Op, Plan};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -88,6 +98,89 @@ pub struct Manifest {
     pub populations: Vec<PopulationEntry>,
     /// Seconds the CPU forward pass took.
     pub forward_seconds: f64,
+    /// The loss and parameter gradients, when computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grads: Option<GradsEntry>,
+}
+
+/// One parameter's gradient file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GradParamEntry {
+    /// Index in the plan's `params`.
+    pub index: usize,
+    pub name: String,
+    /// Where the parameter lies in `params.f32`.
+    pub offset: usize,
+    pub len: usize,
+    pub shape: Vec<usize>,
+    pub file: String,
+    /// Largest `|dL/dparam|`.
+    pub max_abs: f32,
+}
+
+/// The loss and gradients of one batch (reverse pass of `crate::train::backprop` over the
+/// forward pass with batch statistics).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GradsEntry {
+    /// `ce` (softmax cross-entropy of the time-averaged logits with label smoothing, mean over
+    /// the batch) or `mse` (mean over `B*classes` of `(logits - onehot(label))^2`).
+    pub loss: String,
+    /// Label smoothing of `ce` (0 for `mse`, which has none).
+    pub label_smoothing: f32,
+    /// The loss value.
+    pub loss_value: f32,
+    /// The surrogate derivative of the spike (`{"name": .., "alpha": ..}`).
+    pub surrogate: Surrogate,
+    /// Where the manifest's `labels` come from: `dataset` (the labels of the test samples).
+    pub labels_source: String,
+    /// `true`: the reset is not differentiated (SpikingJelly's `detach_reset`).
+    pub detach_reset: bool,
+    /// Sign-gate gradient convention: `relu` (passes where the gated output is non-zero).
+    pub gate_grad: String,
+    pub params: Vec<GradParamEntry>,
+}
+
+/// What `--grads` adds to a dump.
+pub struct GradDump<'a> {
+    /// `ce` or `mse`.
+    pub loss: &'a str,
+    pub label_smoothing: f32,
+    pub loss_value: f32,
+    pub surrogate: Surrogate,
+    pub labels_source: &'a str,
+    /// `dL/dlogits`, `[B, classes]`.
+    pub grad_logits: &'a [f32],
+    /// `dL/dparams`, aligned with the plan's flat parameter vector.
+    pub grads: &'a [f32],
+}
+
+/// The shape of every parameter, from the op that reads it (`[len]` for a parameter no op
+/// reads).
+pub fn param_shapes(plan: &Plan) -> Vec<Vec<usize>> {
+    let mut shapes: Vec<Vec<usize>> = plan.params.iter().map(|p| vec![p.len]).collect();
+    for op in &plan.ops {
+        match op {
+            Op::Conv {
+                cin,
+                cout,
+                k,
+                weight,
+                ..
+            } => shapes[*weight] = vec![*cout, *cin, *k, *k],
+            Op::Linear { x, y, weight, bias } => {
+                let (fin, fout) = (plan.tensors[*x].sample_len(), plan.tensors[*y].c);
+                shapes[*weight] = vec![fout, fin];
+                shapes[*bias] = vec![fout];
+            }
+            _ => {}
+        }
+    }
+    for (s, p) in shapes.iter_mut().zip(&plan.params) {
+        if s.iter().product::<usize>() != p.len {
+            *s = vec![p.len];
+        }
+    }
+    shapes
 }
 
 /// What a dump records beyond the plan and the forward results.
@@ -97,6 +190,8 @@ pub struct DumpInfo<'a> {
     pub indices: &'a [usize],
     pub labels: &'a [u16],
     pub forward_seconds: f64,
+    /// Loss and gradients to write as well.
+    pub grads: Option<GradDump<'a>>,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -174,6 +269,7 @@ pub fn manifest(
         files,
         populations: pops,
         forward_seconds: info.forward_seconds,
+        grads: None,
     }
 }
 
@@ -193,8 +289,52 @@ pub fn write(
             "dump: the forward pass did not record spikes (ForwardOptions::record_spikes)",
         ));
     }
-    let m = manifest(plan, opts, out, info);
+    let mut m = manifest(plan, opts, out, info);
     let w = |name: &str, bytes: &[u8]| crate::fsio::write_atomic(&dir.join(name), bytes);
+    if let Some(g) = &info.grads {
+        let k = plan.spec.classes;
+        if g.grads.len() != plan.num_params || g.grad_logits.len() != opts.batch * k {
+            return Err(Error::input(
+                "dump: gradient lengths do not match the plan (num_params, batch x classes)",
+            ));
+        }
+        w("grad_logits.f32", &f32_bytes(g.grad_logits))?;
+        m.files.push(FileEntry {
+            name: "grad_logits.f32".into(),
+            dtype: "f32".into(),
+            shape: vec![opts.batch, k],
+        });
+        let mut params = Vec::with_capacity(plan.params.len());
+        for (j, (p, shape)) in plan.params.iter().zip(param_shapes(plan)).enumerate() {
+            let file = format!("grad_{j}.f32");
+            let v = &g.grads[p.offset..p.offset + p.len];
+            w(&file, &f32_bytes(v))?;
+            m.files.push(FileEntry {
+                name: file.clone(),
+                dtype: "f32".into(),
+                shape: shape.clone(),
+            });
+            params.push(GradParamEntry {
+                index: j,
+                name: p.name.clone(),
+                offset: p.offset,
+                len: p.len,
+                shape,
+                file,
+                max_abs: v.iter().fold(0.0f32, |a, &x| a.max(x.abs())),
+            });
+        }
+        m.grads = Some(GradsEntry {
+            loss: g.loss.to_string(),
+            label_smoothing: g.label_smoothing,
+            loss_value: g.loss_value,
+            surrogate: g.surrogate,
+            labels_source: g.labels_source.to_string(),
+            detach_reset: true,
+            gate_grad: "relu".into(),
+            params,
+        });
+    }
     let plan_json = serde_json::to_string_pretty(plan).expect("plan serialises") + "\n";
     w("plan.json", plan_json.as_bytes())?;
     w("params.f32", &f32_bytes(params))?;

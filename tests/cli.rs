@@ -263,6 +263,92 @@ fn bad_input_is_one_line_and_exit_2() {
         ),
         (&["forward", "good.json", "--timesteps", "0"], "--timesteps"),
         (&["forward", "good.json", "--dataset", "nope"], "nope"),
+        (
+            &["forward", "good.json", "--loss", "mse", "--dump", "out"],
+            "--loss: needs --grads",
+        ),
+        (
+            &["forward", "good.json", "--surrogate", "atan"],
+            "--surrogate: needs --grads",
+        ),
+        (
+            &["forward", "good.json", "--grads"],
+            "--grads: needs --dump",
+        ),
+        (
+            &[
+                "forward",
+                "good.json",
+                "--grads",
+                "--dump",
+                "out",
+                "--loss",
+                "hinge",
+            ],
+            "--loss: 'hinge' (allowed: ce, mse)",
+        ),
+        (
+            &[
+                "forward",
+                "good.json",
+                "--grads",
+                "--dump",
+                "out",
+                "--surrogate",
+                "relu",
+            ],
+            "--surrogate: 'relu'",
+        ),
+        (
+            &[
+                "forward",
+                "good.json",
+                "--grads",
+                "--dump",
+                "out",
+                "--surrogate",
+                "atan:0",
+            ],
+            "--surrogate: 'atan:0'",
+        ),
+        (
+            &[
+                "forward",
+                "good.json",
+                "--grads",
+                "--dump",
+                "out",
+                "--label-smoothing",
+                "1",
+            ],
+            "--label-smoothing: 1 (allowed",
+        ),
+        (
+            &[
+                "forward",
+                "good.json",
+                "--grads",
+                "--dump",
+                "out",
+                "--label-smoothing",
+                "abc",
+            ],
+            "--label-smoothing: 'abc'",
+        ),
+        (
+            &[
+                "forward",
+                "good.json",
+                "--grads",
+                "--dump",
+                "out",
+                "--loss",
+                "mse",
+                "--label-smoothing",
+                "0.1",
+            ],
+            "--label-smoothing: applies to --loss ce only",
+        ),
     ];
     for (args, needle) in cases {
         let o = run(args, d);

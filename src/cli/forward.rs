@@ -1,11 +1,16 @@
 //! `msenas forward`: one CPU reference forward pass of a genome on test images; firing rate of
 //! every LIF population and the time taken; `--dump DIR` writes everything an independent
-//! implementation needs to check the pass (see [`crate::dump`]).
+//! implementation needs to check the pass (see [`crate::dump`]); `--grads` adds the loss and the
+//! gradient of every parameter on the same batch (the labels of the test samples), from the
+//! training reverse pass ([`crate::train::backprop`]).
 
 use crate::config::Config;
+use crate::cpu::grad::Surrogate;
 use crate::cpu::{forward, init_params, ForwardOptions};
 use crate::data::{self, DataOptions};
-use crate::dump::{self, DumpInfo};
+use crate::dump::{self, DumpInfo, GradDump};
+use crate::train::backprop::{backward, forward_tape, Hooks};
+use crate::train::Loss;
 use crate::Error;
 use rand::SeedableRng;
 use std::path::PathBuf;
@@ -39,6 +44,23 @@ pub struct Args {
     /// Write the plan, weights, input, logits and spikes of every population to this folder.
     #[arg(long, value_name = "DIR")]
     pub dump: Option<PathBuf>,
+    /// With --dump: also compute the loss on the batch's labels (those of the test samples) and
+    /// the gradient of every parameter (batch statistics, the training reverse pass), and write
+    /// them to the dump.
+    #[arg(long)]
+    pub grads: bool,
+    /// Loss for --grads: ce (cross-entropy with label smoothing) or mse (on the time-averaged
+    /// outputs). Default: the config's train.loss.
+    #[arg(long, value_name = "ce|mse")]
+    pub loss: Option<String>,
+    /// Surrogate gradient for --grads: triangle, sigmoid or atan, optionally NAME:ALPHA.
+    /// Default: the config's train.surrogate.
+    #[arg(long, value_name = "NAME[:ALPHA]")]
+    pub surrogate: Option<String>,
+    /// Label smoothing of --loss ce for --grads, in [0, 1). Default: the config's
+    /// train.label_smoothing.
+    #[arg(long, value_name = "X")]
+    pub label_smoothing: Option<String>,
     /// Where to run: cpu (the reference), auto, gpu, or part of an adapter's name (`msenas
     /// devices` lists them). --dump needs cpu.
     #[arg(long, default_value = "cpu")]
@@ -51,8 +73,87 @@ pub struct Args {
     pub sets: Vec<String>,
 }
 
+/// The loss settings of `--grads`.
+struct GradSettings {
+    loss: Loss,
+    loss_name: &'static str,
+    smoothing: f32,
+    surrogate: Surrogate,
+}
+
+/// Check the `--grads` flags (and their config defaults); `None` without `--grads`.
+fn grad_settings(a: &Args, cfg: &Config) -> crate::Result<Option<GradSettings>> {
+    if !a.grads {
+        for (flag, given) in [
+            ("--loss", a.loss.is_some()),
+            ("--surrogate", a.surrogate.is_some()),
+            ("--label-smoothing", a.label_smoothing.is_some()),
+        ] {
+            if given {
+                return Err(Error::input(format!("{flag}: needs --grads")));
+            }
+        }
+        return Ok(None);
+    }
+    if a.dump.is_none() {
+        return Err(Error::input("--grads: needs --dump DIR"));
+    }
+    let (name, flag) = match &a.loss {
+        Some(v) => (v.as_str(), "--loss"),
+        None => (cfg.train.loss.as_str(), "train.loss"),
+    };
+    let loss = Loss::parse(name)
+        .ok_or_else(|| Error::input(format!("{flag}: '{name}' (allowed: ce, mse)")))?;
+    let (name, flag) = match &a.surrogate {
+        Some(v) => (v.as_str(), "--surrogate"),
+        None => (cfg.train.surrogate.as_str(), "train.surrogate"),
+    };
+    let surrogate = Surrogate::parse(name).ok_or_else(|| {
+        Error::input(format!(
+            "{flag}: '{name}' (allowed: triangle, sigmoid, atan, optionally NAME:ALPHA with ALPHA > 0)"
+        ))
+    })?;
+    let smoothing = match &a.label_smoothing {
+        Some(v) => {
+            let x: f32 = v.trim().parse().map_err(|_| {
+                Error::input(format!(
+                    "--label-smoothing: '{v}' (allowed: a number in [0, 1))"
+                ))
+            })?;
+            if !(0.0..1.0).contains(&x) {
+                return Err(Error::input(format!(
+                    "--label-smoothing: {v} (allowed: a number in [0, 1))"
+                )));
+            }
+            if loss == Loss::Mse {
+                return Err(Error::input(
+                    "--label-smoothing: applies to --loss ce only (mse has no smoothing)",
+                ));
+            }
+            x
+        }
+        None => cfg.train.label_smoothing,
+    };
+    let (loss_name, smoothing) = match loss {
+        Loss::CrossEntropy => ("ce", smoothing),
+        Loss::Mse => ("mse", 0.0),
+    };
+    if !(0.0..1.0).contains(&smoothing) {
+        return Err(Error::input(format!(
+            "train.label_smoothing: {smoothing} (allowed: [0, 1))"
+        )));
+    }
+    Ok(Some(GradSettings {
+        loss,
+        loss_name,
+        smoothing,
+        surrogate,
+    }))
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     let cfg = Config::load(None, a.config.as_deref(), &a.sets)?;
+    let gs = grad_settings(&a, &cfg)?;
     let dataset = a.dataset.unwrap_or_else(|| cfg.data.dataset.clone());
     let t = a.timesteps.unwrap_or(cfg.space.timesteps);
     if t == 0 || t > 64 {
@@ -172,12 +273,65 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         secs * 1e3 / a.batch as f64
     );
     if let (Some(dir), Some(out)) = (&a.dump, &out) {
+        // The loss and gradients: the training forward pass (the executor's, bit for bit, which
+        // the logits check) and its reverse pass, on the test samples' labels.
+        let grads = match &gs {
+            Some(g) => {
+                let start = Instant::now();
+                let tape = forward_tape(
+                    &plan,
+                    &params,
+                    &input,
+                    t,
+                    a.batch,
+                    fo.lif,
+                    fo.eps,
+                    Hooks::default(),
+                );
+                if tape.logits(&plan) != out.logits.as_slice() {
+                    anyhow::bail!("--grads: the training forward pass differs from the reference");
+                }
+                let k = plan.spec.classes;
+                let (loss, gl) = g.loss.eval(tape.logits(&plan), &labels, k, g.smoothing);
+                let gp = backward(&plan, &params, tape, &gl, fo.lif, g.surrogate, fo.eps);
+                let max = gp.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+                let (sg_name, alpha) = match g.surrogate {
+                    Surrogate::Triangle { alpha } => ("triangle", alpha),
+                    Surrogate::Sigmoid { alpha } => ("sigmoid", alpha),
+                    Surrogate::Atan { alpha } => ("atan", alpha),
+                };
+                println!(
+                    "gradients: {} loss {loss:.6} (surrogate {sg_name}:{alpha}{}), max |dL/dparam| {max:.3e}, {:.3} s",
+                    g.loss_name,
+                    if g.loss == Loss::CrossEntropy {
+                        format!(", label smoothing {}", g.smoothing)
+                    } else {
+                        String::new()
+                    },
+                    start.elapsed().as_secs_f64()
+                );
+                Some((loss, gl, gp))
+            }
+            None => None,
+        };
         let info = DumpInfo {
             dataset: &dataset,
             seed,
             indices: &idx,
             labels: &labels,
             forward_seconds: secs,
+            grads: match (&gs, &grads) {
+                (Some(g), Some((loss, gl, gp))) => Some(GradDump {
+                    loss: g.loss_name,
+                    label_smoothing: g.smoothing,
+                    loss_value: *loss,
+                    surrogate: g.surrogate,
+                    labels_source: "dataset",
+                    grad_logits: gl,
+                    grads: gp,
+                }),
+                _ => None,
+            },
         };
         dump::write(dir, &plan, &params, &input, &fo, out, &info)?;
         println!("dump: {}", dir.display());
