@@ -290,10 +290,32 @@ fn head_that_cannot_fire_is_dead() {
     assert_eq!(v["scores"]["rdm"], 0.0);
     assert_eq!(v["scores"]["sahd"], -1.0e9);
     assert_eq!(v["scores"]["params"], 1.0e12);
+    // a dead network is not trained: short_train is its worst value, 0
+    let out = msenas(&[
+        "score",
+        g.to_str().unwrap(),
+        "--set",
+        "space.width=4",
+        "--set",
+        "space.timesteps=2",
+        "--probe-size",
+        "16",
+        "--fitness",
+        "short_train",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "dead", "{v}");
+    assert_eq!(v["scores"]["short_train"], 0.0, "{v}");
     // the score command refuses what it cannot compute
     assert_user_error(
-        &["score", g.to_str().unwrap(), "--fitness", "short_train"],
-        "short_train",
+        &["score", g.to_str().unwrap(), "--fitness", "short_trian"],
+        "short_trian",
     );
     assert_user_error(
         &["score", g.to_str().unwrap(), "--device", "gpu"],

@@ -14,7 +14,7 @@
 //!   initialisation, Spearman-correlated with the spike RDM of a reference network on the same
 //!   probe. The reference is the first architecture sampled from the same space (its own seed)
 //!   that, trained under the benchmark's budget (the same epochs, data and rate as every row),
-//!   reaches twice chance validation accuracy.
+//!   reaches twice chance validation accuracy (after 8 tries, the best of them, with a warning).
 //!
 //! Every candidate runs with the benchmark's weights (`weight_seed(seed, 0)`) on its first probe
 //! batch, with batch statistics. Dead or failed rows get the worst values (0, -1, -1).
@@ -215,16 +215,24 @@ pub fn rescore(
             "reference try {attempt}: {} ({} parameters), validation accuracy {:.3}",
             net.plan.key, net.plan.num_params, result.best_val_acc
         ));
-        if result.best_val_acc >= 2.0 * chance {
+        let good = result.best_val_acc >= 2.0 * chance;
+        let better = found
+            .as_ref()
+            .is_none_or(|(_, _, acc): &(Network, Vec<f32>, f64)| result.best_val_acc > *acc);
+        if better {
             found = Some((net, params, result.best_val_acc));
+        }
+        if good {
             break;
         }
     }
-    let Some((net, ref_params, ref_acc)) = found else {
-        return Err(Error::input(
-            "rescore: no sampled reference network learned (8 tries below twice chance accuracy)",
+    let (net, ref_params, ref_acc) = found.expect("at least one try");
+    if ref_acc < 2.0 * chance {
+        log(&format!(
+            "warning: no reference reached twice chance accuracy in 8 tries; using the best \
+             ({ref_acc:.3}): rsa_ref is not meaningful for this budget"
         ));
-    };
+    }
     let reference = rdms(&net.plan, &ref_params, input.batch, t);
     let mut out = BTreeMap::new();
     for r in rows {
