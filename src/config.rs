@@ -35,7 +35,8 @@ pub struct SearchConfig {
     pub population: usize,
     pub offspring: usize,
     pub generations: usize,
-    /// The training-free fitness (a score name).
+    /// The fitness (a score name). Default `grad_rms`, the training-free score that ranked
+    /// architectures best in the ranking benchmark (docs/proxy-ranking.md).
     pub fitness: String,
     /// Objectives of NSGA-II, score names (direction from the score registry).
     pub objectives: Vec<String>,
@@ -83,8 +84,8 @@ impl Default for SearchConfig {
             population: 10,
             offspring: 10,
             generations: 5,
-            fitness: "rdm".into(),
-            objectives: vec!["rdm".into(), "params".into()],
+            fitness: "grad_rms".into(),
+            objectives: vec!["grad_rms".into(), "params".into()],
             probe_size: 64,
             probe_batches: 1,
             weight_seeds: 1,

@@ -1,5 +1,5 @@
 //! Golden snapshot of a seeded 3-generation search on the tiny space (preset `tiny`, seed 2024,
-//! fitness `rdm`, objectives rdm + params): the canonical keys evaluated, in order, with their
+//! the default fitness `grad_rms`, objectives grad_rms + params): the canonical keys evaluated, in order, with their
 //! status and scores, and the best genome's key.
 //!
 //! The fixture is `tests/fixtures/search_golden.json`. A deliberate change to the search, the

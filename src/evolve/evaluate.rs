@@ -32,6 +32,15 @@ use crate::{DataSpec, Error, Result};
 /// Scores computed from the plan and the executor, not from spike statistics.
 pub const COST_SCORES: [&str; 3] = ["params", "sops", "firing_rate"];
 
+/// Scores computed from gradients at initialisation on the CPU reference
+/// ([`super::gradient`]), whatever the backend: the first probe batch, each weight seed,
+/// averaged over weight seeds.
+pub const GRADIENT_SCORES: [&str; 2] = ["grad_rms", "grad_norm"];
+
+fn training_free(def: &fitness::ScoreDef) -> bool {
+    def.from_spikes || COST_SCORES.contains(&def.name) || GRADIENT_SCORES.contains(&def.name)
+}
+
 /// A seed derived from the run seed, a purpose tag and an index (SplitMix64 finaliser over
 /// FNV-1a of the tag): independent streams for the probe, each generation and each weight seed.
 pub fn derive_seed(seed: u64, tag: &str, index: u64) -> u64 {
@@ -149,7 +158,7 @@ impl EvalSettings {
         }
         for (i, s) in self.scores.iter().enumerate() {
             let def = fitness::score_def(s)?;
-            if !def.from_spikes && !COST_SCORES.contains(&def.name) {
+            if !training_free(def) {
                 return Err(Error::input(format!(
                     "score `{s}` needs training and cannot be computed by the training-free \
                      evaluator (allowed: {})",
@@ -171,7 +180,7 @@ impl EvalSettings {
 pub fn scorable() -> Vec<&'static str> {
     fitness::registry()
         .iter()
-        .filter(|d| d.from_spikes || COST_SCORES.contains(&d.name))
+        .filter(|d| training_free(d))
         .map(|d| d.name)
         .collect()
 }
@@ -442,7 +451,9 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
         let spike_scores: Vec<&String> = s
             .scores
             .iter()
-            .filter(|n| !COST_SCORES.contains(&n.as_str()))
+            .filter(|n| {
+                !COST_SCORES.contains(&n.as_str()) && !GRADIENT_SCORES.contains(&n.as_str())
+            })
             .collect();
         let mut sums: BTreeMap<String, f64> = s.scores.iter().map(|n| (n.clone(), 0.0)).collect();
         let mut failed_scores: BTreeMap<String, String> = BTreeMap::new();
@@ -526,6 +537,51 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
             let mut ev = Evaluation::worst(genome, &s.scores, Status::Dead, reason);
             ev.timings = timings;
             return ev;
+        }
+        let gradient: Vec<&String> = s
+            .scores
+            .iter()
+            .filter(|n| GRADIENT_SCORES.contains(&n.as_str()))
+            .collect();
+        if !gradient.is_empty() {
+            let t0 = Instant::now();
+            let mut norms = Vec::with_capacity(s.weight_seeds);
+            for w in 0..s.weight_seeds {
+                let single = Probe {
+                    timesteps: self.probe.timesteps,
+                    batches: vec![self.probe.batches[0].clone()],
+                };
+                let (_, gn) = super::gradient::gradient_scores(
+                    &plan,
+                    &single,
+                    weight_seed(s.seed, w),
+                    super::gradient::GRAD_MINI_BATCHES,
+                    crate::cpu::grad::Surrogate::default(),
+                );
+                norms.push(gn);
+            }
+            let dead_grad = norms.iter().any(|&g| g == super::gradient::GRAD_WORST);
+            let gn = norms.iter().sum::<f64>() / norms.len().max(1) as f64;
+            for name in gradient {
+                if dead_grad {
+                    failed_scores
+                        .entry(name.clone())
+                        .or_insert_with(|| "every gradient is zero".into());
+                    continue;
+                }
+                let v = match name.as_str() {
+                    "grad_norm" => gn,
+                    _ => super::gradient::grad_rms(gn, plan.num_params),
+                };
+                *sums.get_mut(name).unwrap() = v * runs as f64;
+            }
+            for name in s
+                .scores
+                .iter()
+                .filter(|n| GRADIENT_SCORES.contains(&n.as_str()))
+            {
+                add_time(&mut timings, name, t0);
+            }
         }
         let mut scores = BTreeMap::new();
         for name in &s.scores {
@@ -726,6 +782,34 @@ mod tests {
         // deterministic
         let again = ev.evaluate_one(&genome(MicroVariant::Kernel, 0));
         assert_eq!(again.scores, e.scores);
+    }
+
+    #[test]
+    fn gradient_scores_follow_their_definition() {
+        let mut ev =
+            CpuEvaluator::cpu(settings(&["grad_rms", "grad_norm", "params"]), probe()).unwrap();
+        let e = ev.evaluate_one(&genome(MicroVariant::Kernel, 0));
+        assert_eq!(e.status, Status::Ok, "{:?}", e.reason);
+        let (gn, p) = (e.score("grad_norm"), e.score("params"));
+        assert!(
+            gn.is_finite() && gn != super::super::gradient::GRAD_WORST,
+            "{gn}"
+        );
+        assert_eq!(e.score("grad_rms"), gn - 0.5 * p.ln());
+        // the same number as the benchmark's gradient signal on the first probe batch
+        let plan = Plan::compile(&genome(MicroVariant::Kernel, 0), &spec(), 4, 1).unwrap();
+        let (_, direct) = super::super::gradient::gradient_scores(
+            &plan,
+            &probe(),
+            weight_seed(3, 0),
+            super::super::gradient::GRAD_MINI_BATCHES,
+            crate::cpu::grad::Surrogate::default(),
+        );
+        assert_eq!(gn, direct);
+        // a dead network gets the worst value, not the "best" (smallest) gradient
+        let d = ev.evaluate_one(&genome(MicroVariant::Full, 2));
+        assert_eq!(d.status, Status::Dead);
+        assert_eq!(d.score("grad_rms"), fitness::WORST_COST);
     }
 
     #[test]

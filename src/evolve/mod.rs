@@ -3,6 +3,7 @@
 
 pub mod evaluate;
 pub mod gpu_backend;
+pub mod gradient;
 pub mod nsga2;
 pub mod proxy;
 pub mod proxy_extra;

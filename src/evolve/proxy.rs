@@ -24,8 +24,9 @@
 //!   the training split (the honest upper baseline, not training-free).
 //!
 //! Derived over the sample at summary time: `rank_rdm_params` (mean of the ranks of `rdm` and
-//! `params`) and `rdm_resid` / `zico_resid` (the residual of the score after a least-squares fit
-//! on `ln params`, over live networks: "compared within equal size").
+//! `params`), `rdm_resid` / `zico_resid` (the residual of the score after a least-squares fit
+//! on `ln params`, over live networks: "compared within equal size") and `grad_rms`
+//! (`grad_norm - ln(params) / 2`, see [`super::gradient`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -38,16 +39,16 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::evaluate::{derive_seed, weight_seed, CpuEvaluator, EvalSettings, Probe, Status};
+pub use super::gradient::{gradient_scores, GRAD_WORST};
 use super::search::load_data;
 use crate::config::Config;
-use crate::cpu::grad::{softmax_cross_entropy, Surrogate};
-use crate::cpu::{init_params, LifParams};
+use crate::cpu::grad::Surrogate;
 use crate::data::Dataset;
 use crate::genome::Genome;
 use crate::plan::Plan;
 use crate::report::plot;
 use crate::stats::{bootstrap_ci, kendall_tau_b, partial_kendall, ranks, spearman};
-use crate::train::{self, backprop, Network};
+use crate::train::{self, Network};
 use crate::{Error, Result};
 
 /// The registry scores computed on one probe batch and one weight seed.
@@ -85,13 +86,10 @@ pub const SCORE_COLUMNS: [&str; 16] = [
 ];
 
 /// Scores derived over the whole sample at summary time.
-pub const DERIVED_SCORES: [&str; 3] = ["rank_rdm_params", "rdm_resid", "zico_resid"];
+pub const DERIVED_SCORES: [&str; 4] = ["rank_rdm_params", "rdm_resid", "zico_resid", "grad_rms"];
 
 /// The CSV file name inside the output folder.
 pub const CSV: &str = "proxy.csv";
-
-/// Value standing in for a gradient score that could not be computed (dead gradients).
-pub const GRAD_WORST: f64 = -1e9;
 
 /// What a benchmark run does besides the config.
 #[derive(Clone, Debug)]
@@ -293,92 +291,6 @@ pub(crate) fn subset_dataset(ds: &Dataset, n: usize, seed: u64, tag: &str) -> Da
     let mut out = ds.clone();
     out.train = ds.train.subset(&idx);
     out
-}
-
-/// ZiCo and the log-norm of the mean gradient on the first probe batch (see the module doc).
-pub fn gradient_scores(
-    plan: &Plan,
-    probe: &Probe,
-    wseed: u64,
-    mini_batches: usize,
-    surrogate: Surrogate,
-) -> (f64, f64) {
-    let batch = &probe.batches[0];
-    let b = batch.len();
-    let m = mini_batches.clamp(2, b / 2);
-    let t = probe.timesteps;
-    let k = plan.spec.classes;
-    let params = init_params(plan, wseed);
-    let sample_len = batch.input.len() / (t * b);
-    let mut grads: Vec<Vec<f32>> = Vec::with_capacity(m);
-    for mb in 0..m {
-        let idx: Vec<usize> = (mb..b).step_by(m).collect();
-        let nb = idx.len();
-        let mut x = vec![0.0f32; t * nb * sample_len];
-        for step in 0..t {
-            for (r, &i) in idx.iter().enumerate() {
-                let src = (step * b + i) * sample_len;
-                let dst = (step * nb + r) * sample_len;
-                x[dst..dst + sample_len].copy_from_slice(&batch.input[src..src + sample_len]);
-            }
-        }
-        let labels: Vec<u16> = idx.iter().map(|&i| batch.labels[i]).collect();
-        let tape = backprop::forward_tape(
-            plan,
-            &params,
-            &x,
-            t,
-            nb,
-            LifParams::default(),
-            train::BN_EPS,
-            backprop::Hooks::default(),
-        );
-        let (_, gl) = softmax_cross_entropy(tape.logits(plan), &labels, k, 0.0);
-        grads.push(backprop::backward(
-            plan,
-            &params,
-            tape,
-            &gl,
-            LifParams::default(),
-            surrogate,
-            train::BN_EPS,
-        ));
-    }
-    let mut zico = 0.0f64;
-    let mut any = false;
-    for p in plan.params.iter().filter(|p| p.decay) {
-        let mut sum = 0.0f64;
-        for j in p.offset..p.offset + p.len {
-            let vals: Vec<f64> = grads.iter().map(|g| f64::from(g[j])).collect();
-            let mu = vals.iter().sum::<f64>() / m as f64;
-            let var = vals.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / m as f64;
-            let mabs = vals.iter().map(|v| v.abs()).sum::<f64>() / m as f64;
-            let sd = var.sqrt();
-            if sd > 0.0 && mabs > 0.0 {
-                sum += mabs / sd;
-            }
-        }
-        if sum > 0.0 {
-            zico += sum.ln();
-            any = true;
-        }
-    }
-    let mut norm2 = 0.0f64;
-    for j in 0..plan.num_params {
-        let g = grads.iter().map(|g| f64::from(g[j])).sum::<f64>() / m as f64;
-        norm2 += g * g;
-    }
-    let zico = if any && zico.is_finite() {
-        zico
-    } else {
-        GRAD_WORST
-    };
-    let gn = if norm2 > 0.0 && norm2.is_finite() {
-        0.5 * norm2.ln()
-    } else {
-        GRAD_WORST
-    };
-    (zico, gn)
 }
 
 fn score_row(
@@ -765,6 +677,12 @@ pub fn score_table(rows: &[Row]) -> BTreeMap<String, Vec<f64>> {
     t.insert(
         "rank_rdm_params".into(),
         rr.iter().zip(&rp).map(|(a, b)| 0.5 * (a + b)).collect(),
+    );
+    t.insert(
+        "grad_rms".into(),
+        rows.iter()
+            .map(|r| super::gradient::grad_rms(r.scores["grad_norm"], r.scores["params"] as usize))
+            .collect(),
     );
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
     for (src, dst) in [("rdm", "rdm_resid"), ("zico", "zico_resid")] {

@@ -41,7 +41,7 @@ pub const WORST_COST: f64 = 1.0e12;
 /// Default number of populations `rdm_late` uses: the head and the last cell's.
 pub const DEFAULT_LATE: usize = 2;
 
-static REGISTRY: [ScoreDef; 11] = [
+static REGISTRY: [ScoreDef; 13] = [
     ScoreDef {
         name: "rdm",
         direction: Direction::Maximize,
@@ -98,6 +98,23 @@ static REGISTRY: [ScoreDef; 11] = [
         formula: "K[i,j] = sum over l,t of (N_l - d_H(i,j)); score = ln|det K| (LU, partial pivoting, f64); \
                   a singular K fails",
         from_spikes: true,
+    },
+    ScoreDef {
+        name: "grad_rms",
+        direction: Direction::Minimize,
+        worst: WORST_COST,
+        formula: "ln(||mean_m g_m|| / sqrt(P)): the log root mean square over the P parameters of the \
+                  cross-entropy gradient at initialisation (through the triangle surrogate, batch \
+                  statistics), averaged over 4 interleaved mini-batches of the first probe batch; lower \
+                  is better; fails when every gradient is zero",
+        from_spikes: false,
+    },
+    ScoreDef {
+        name: "grad_norm",
+        direction: Direction::Minimize,
+        worst: WORST_COST,
+        formula: "ln ||mean_m g_m|| of the same gradients as grad_rms (without the size correction)",
+        from_spikes: false,
     },
     ScoreDef {
         name: "short_train",
@@ -648,6 +665,8 @@ mod tests {
             "params",
             "sops",
             "firing_rate",
+            "grad_rms",
+            "grad_norm",
             "short_train",
         ] {
             assert!(names.contains(&n), "{n}");

@@ -1,0 +1,120 @@
+//! Gradient signals at initialisation through the surrogate (training-free: no weight changes).
+//!
+//! The first probe batch is cut into `M` interleaved mini-batches; the cross-entropy gradient of
+//! each (no label smoothing) is taken with the training reverse pass ([`backprop`]) at the
+//! initial weights, with batch statistics and the given surrogate. From the `M` gradients:
+//!
+//! - `zico`: for every weight tensor `ln(sum_j mean_m|g_mj| / std_m g_mj)`, summed over tensors;
+//! - `grad_norm`: `ln ||mean_m g_m||` over all `P` parameters;
+//! - `grad_rms`: `grad_norm - ln(P) / 2 = ln(||mean_m g_m|| / sqrt(P))`, the log root mean square
+//!   of the mean gradient per parameter: the norm with the size effect of `sqrt(P)` removed.
+//!   Lower is better: the ranking benchmark (docs/proxy-ranking.md) measured networks with
+//!   smaller initial gradients per parameter training to higher accuracy.
+
+use super::evaluate::Probe;
+use crate::cpu::grad::{softmax_cross_entropy, Surrogate};
+use crate::cpu::{init_params, LifParams};
+use crate::plan::Plan;
+use crate::train::{self, backprop};
+
+/// Value standing in for a gradient score that could not be computed (dead gradients).
+pub const GRAD_WORST: f64 = -1e9;
+
+/// Mini-batches the probe batch is cut into for the registry's gradient scores.
+pub const GRAD_MINI_BATCHES: usize = 4;
+
+/// ZiCo and `grad_norm` (the log-norm of the mean gradient) on the first probe batch; each is
+/// [`GRAD_WORST`] where every gradient is zero or not finite.
+pub fn gradient_scores(
+    plan: &Plan,
+    probe: &Probe,
+    wseed: u64,
+    mini_batches: usize,
+    surrogate: Surrogate,
+) -> (f64, f64) {
+    let batch = &probe.batches[0];
+    let b = batch.len();
+    let m = mini_batches.clamp(2, b / 2);
+    let t = probe.timesteps;
+    let k = plan.spec.classes;
+    let params = init_params(plan, wseed);
+    let sample_len = batch.input.len() / (t * b);
+    let mut grads: Vec<Vec<f32>> = Vec::with_capacity(m);
+    for mb in 0..m {
+        let idx: Vec<usize> = (mb..b).step_by(m).collect();
+        let nb = idx.len();
+        let mut x = vec![0.0f32; t * nb * sample_len];
+        for step in 0..t {
+            for (r, &i) in idx.iter().enumerate() {
+                let src = (step * b + i) * sample_len;
+                let dst = (step * nb + r) * sample_len;
+                x[dst..dst + sample_len].copy_from_slice(&batch.input[src..src + sample_len]);
+            }
+        }
+        let labels: Vec<u16> = idx.iter().map(|&i| batch.labels[i]).collect();
+        let tape = backprop::forward_tape(
+            plan,
+            &params,
+            &x,
+            t,
+            nb,
+            LifParams::default(),
+            train::BN_EPS,
+            backprop::Hooks::default(),
+        );
+        let (_, gl) = softmax_cross_entropy(tape.logits(plan), &labels, k, 0.0);
+        grads.push(backprop::backward(
+            plan,
+            &params,
+            tape,
+            &gl,
+            LifParams::default(),
+            surrogate,
+            train::BN_EPS,
+        ));
+    }
+    let mut zico = 0.0f64;
+    let mut any = false;
+    for p in plan.params.iter().filter(|p| p.decay) {
+        let mut sum = 0.0f64;
+        for j in p.offset..p.offset + p.len {
+            let vals: Vec<f64> = grads.iter().map(|g| f64::from(g[j])).collect();
+            let mu = vals.iter().sum::<f64>() / m as f64;
+            let var = vals.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / m as f64;
+            let mabs = vals.iter().map(|v| v.abs()).sum::<f64>() / m as f64;
+            let sd = var.sqrt();
+            if sd > 0.0 && mabs > 0.0 {
+                sum += mabs / sd;
+            }
+        }
+        if sum > 0.0 {
+            zico += sum.ln();
+            any = true;
+        }
+    }
+    let mut norm2 = 0.0f64;
+    for j in 0..plan.num_params {
+        let g = grads.iter().map(|g| f64::from(g[j])).sum::<f64>() / m as f64;
+        norm2 += g * g;
+    }
+    let zico = if any && zico.is_finite() {
+        zico
+    } else {
+        GRAD_WORST
+    };
+    let gn = if norm2 > 0.0 && norm2.is_finite() {
+        0.5 * norm2.ln()
+    } else {
+        GRAD_WORST
+    };
+    (zico, gn)
+}
+
+/// `grad_rms` from `grad_norm` and the parameter count ([`GRAD_WORST`] stays).
+pub fn grad_rms(grad_norm: f64, params: usize) -> f64 {
+    if grad_norm == GRAD_WORST {
+        GRAD_WORST
+    } else {
+        grad_norm - 0.5 * (params.max(1) as f64).ln()
+    }
+}
