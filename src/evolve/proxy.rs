@@ -678,10 +678,20 @@ pub fn score_table(rows: &[Row]) -> BTreeMap<String, Vec<f64>> {
         "rank_rdm_params".into(),
         rr.iter().zip(&rp).map(|(a, b)| 0.5 * (a + b)).collect(),
     );
+    // grad_rms (lower is better): a dead row, or one whose gradients all vanished, gets the
+    // registry's worst value, as the search's evaluator gives it.
     t.insert(
         "grad_rms".into(),
         rows.iter()
-            .map(|r| super::gradient::grad_rms(r.scores["grad_norm"], r.scores["params"] as usize))
+            .map(|r| {
+                let g =
+                    super::gradient::grad_rms(r.scores["grad_norm"], r.scores["params"] as usize);
+                if !r.live() || g == GRAD_WORST {
+                    crate::fitness::WORST_COST
+                } else {
+                    g
+                }
+            })
             .collect(),
     );
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
