@@ -560,7 +560,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
                 );
                 norms.push(gn);
             }
-            let dead_grad = norms.iter().any(|&g| g == super::gradient::GRAD_WORST);
+            let dead_grad = norms.contains(&super::gradient::GRAD_WORST);
             let gn = norms.iter().sum::<f64>() / norms.len().max(1) as f64;
             for name in gradient {
                 if dead_grad {
