@@ -32,9 +32,9 @@ use crate::{DataSpec, Error, Result};
 /// Scores computed from the plan and the executor, not from spike statistics.
 pub const COST_SCORES: [&str; 3] = ["params", "sops", "firing_rate"];
 
-/// Scores computed from gradients at initialisation on the CPU reference
-/// ([`super::gradient`]), whatever the backend: the first probe batch, each weight seed,
-/// averaged over weight seeds.
+/// Scores computed from gradients at initialisation ([`super::gradient`]) by the backend's
+/// [`SpikeBackend::gradients`] (the CPU reference, or the GPU's backward kernels): the first
+/// probe batch, each weight seed, averaged over weight seeds.
 pub const GRADIENT_SCORES: [&str; 2] = ["grad_rms", "grad_norm"];
 
 fn training_free(def: &fitness::ScoreDef) -> bool {
@@ -282,6 +282,25 @@ pub trait SpikeBackend {
         batch: &ProbeBatch,
         timings: &mut BTreeMap<String, f64>,
     ) -> std::result::Result<RunOutput, String>;
+
+    /// The cross-entropy gradient of each mini-batch (`x` as `[T, nb, ...]`, labels) at the
+    /// weights of `weight_seed`, for the gradient scores. The default runs the CPU reference.
+    fn gradients(
+        &mut self,
+        plan: &Plan,
+        weight_seed: u64,
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: crate::cpu::grad::Surrogate,
+    ) -> std::result::Result<Vec<Vec<f32>>, String> {
+        let params = init_params(plan, weight_seed);
+        Ok(super::gradient::cpu_gradients(
+            plan,
+            &params,
+            batches,
+            plan.spec.timesteps,
+            surrogate,
+        ))
+    }
 }
 
 /// The CPU reference executor as a [`SpikeBackend`].
@@ -546,19 +565,22 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
         if !gradient.is_empty() {
             let t0 = Instant::now();
             let mut norms = Vec::with_capacity(s.weight_seeds);
+            let batches = super::gradient::mini_batches(
+                &self.probe.batches[0],
+                self.probe.timesteps,
+                super::gradient::GRAD_MINI_BATCHES,
+            );
             for w in 0..s.weight_seeds {
-                let single = Probe {
-                    timesteps: self.probe.timesteps,
-                    batches: vec![self.probe.batches[0].clone()],
-                };
-                let (_, gn) = super::gradient::gradient_scores(
+                let grads = self.backend.gradients(
                     &plan,
-                    &single,
                     weight_seed(s.seed, w),
-                    super::gradient::GRAD_MINI_BATCHES,
+                    &batches,
                     crate::cpu::grad::Surrogate::default(),
                 );
-                norms.push(gn);
+                match grads {
+                    Ok(g) => norms.push(super::gradient::scores_of(&plan, &g).1),
+                    Err(e) => return self.failed(genome, timings, format!("gradients: {e}")),
+                }
             }
             let dead_grad = norms.contains(&super::gradient::GRAD_WORST);
             let gn = norms.iter().sum::<f64>() / norms.len().max(1) as f64;

@@ -11,7 +11,7 @@
 //!   Lower is better: the ranking benchmark (docs/proxy-ranking.md) measured networks with
 //!   smaller initial gradients per parameter training to higher accuracy.
 
-use super::evaluate::Probe;
+use super::evaluate::{Probe, ProbeBatch};
 use crate::cpu::grad::{softmax_cross_entropy, Surrogate};
 use crate::cpu::{init_params, LifParams};
 use crate::plan::Plan;
@@ -23,56 +23,84 @@ pub const GRAD_WORST: f64 = -1e9;
 /// Mini-batches the probe batch is cut into for the registry's gradient scores.
 pub const GRAD_MINI_BATCHES: usize = 4;
 
-/// ZiCo and `grad_norm` (the log-norm of the mean gradient) on the first probe batch; each is
-/// [`GRAD_WORST`] where every gradient is zero or not finite.
+/// The `m` interleaved mini-batches of a probe batch (`x` as `[T, nb, ...]`, labels), `m`
+/// clamped to `[2, B / 2]`.
+pub fn mini_batches(batch: &ProbeBatch, t: usize, m: usize) -> Vec<(Vec<f32>, Vec<u16>)> {
+    let b = batch.len();
+    let m = m.clamp(2, (b / 2).max(2));
+    let sample_len = batch.input.len() / (t * b);
+    (0..m)
+        .map(|mb| {
+            let idx: Vec<usize> = (mb..b).step_by(m).collect();
+            let nb = idx.len();
+            let mut x = vec![0.0f32; t * nb * sample_len];
+            for step in 0..t {
+                for (r, &i) in idx.iter().enumerate() {
+                    let src = (step * b + i) * sample_len;
+                    let dst = (step * nb + r) * sample_len;
+                    x[dst..dst + sample_len].copy_from_slice(&batch.input[src..src + sample_len]);
+                }
+            }
+            (x, idx.iter().map(|&i| batch.labels[i]).collect())
+        })
+        .collect()
+}
+
+/// The cross-entropy gradient (no label smoothing) of every mini-batch at the weights `params`,
+/// on the CPU reference.
+pub fn cpu_gradients(
+    plan: &Plan,
+    params: &[f32],
+    batches: &[(Vec<f32>, Vec<u16>)],
+    t: usize,
+    surrogate: Surrogate,
+) -> Vec<Vec<f32>> {
+    let k = plan.spec.classes;
+    batches
+        .iter()
+        .map(|(x, labels)| {
+            let tape = backprop::forward_tape(
+                plan,
+                params,
+                x,
+                t,
+                labels.len(),
+                LifParams::default(),
+                train::BN_EPS,
+                backprop::Hooks::default(),
+            );
+            let (_, gl) = softmax_cross_entropy(tape.logits(plan), labels, k, 0.0);
+            backprop::backward(
+                plan,
+                params,
+                tape,
+                &gl,
+                LifParams::default(),
+                surrogate,
+                train::BN_EPS,
+            )
+        })
+        .collect()
+}
+
+/// ZiCo and `grad_norm` (the log-norm of the mean gradient) on the first probe batch, on the
+/// CPU reference; each is [`GRAD_WORST`] where every gradient is zero or not finite.
 pub fn gradient_scores(
     plan: &Plan,
     probe: &Probe,
     wseed: u64,
-    mini_batches: usize,
+    mini_batches_n: usize,
     surrogate: Surrogate,
 ) -> (f64, f64) {
-    let batch = &probe.batches[0];
-    let b = batch.len();
-    let m = mini_batches.clamp(2, b / 2);
     let t = probe.timesteps;
-    let k = plan.spec.classes;
     let params = init_params(plan, wseed);
-    let sample_len = batch.input.len() / (t * b);
-    let mut grads: Vec<Vec<f32>> = Vec::with_capacity(m);
-    for mb in 0..m {
-        let idx: Vec<usize> = (mb..b).step_by(m).collect();
-        let nb = idx.len();
-        let mut x = vec![0.0f32; t * nb * sample_len];
-        for step in 0..t {
-            for (r, &i) in idx.iter().enumerate() {
-                let src = (step * b + i) * sample_len;
-                let dst = (step * nb + r) * sample_len;
-                x[dst..dst + sample_len].copy_from_slice(&batch.input[src..src + sample_len]);
-            }
-        }
-        let labels: Vec<u16> = idx.iter().map(|&i| batch.labels[i]).collect();
-        let tape = backprop::forward_tape(
-            plan,
-            &params,
-            &x,
-            t,
-            nb,
-            LifParams::default(),
-            train::BN_EPS,
-            backprop::Hooks::default(),
-        );
-        let (_, gl) = softmax_cross_entropy(tape.logits(plan), &labels, k, 0.0);
-        grads.push(backprop::backward(
-            plan,
-            &params,
-            tape,
-            &gl,
-            LifParams::default(),
-            surrogate,
-            train::BN_EPS,
-        ));
-    }
+    let batches = mini_batches(&probe.batches[0], t, mini_batches_n);
+    scores_of(plan, &cpu_gradients(plan, &params, &batches, t, surrogate))
+}
+
+/// ZiCo and `grad_norm` from the mini-batch gradients.
+pub fn scores_of(plan: &Plan, grads: &[Vec<f32>]) -> (f64, f64) {
+    let m = grads.len().max(1);
     let mut zico = 0.0f64;
     let mut any = false;
     for p in plan.params.iter().filter(|p| p.decay) {

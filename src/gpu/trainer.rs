@@ -702,6 +702,47 @@ impl GpuTrainer {
         })
     }
 
+    /// The loss gradient of every parameter on one batch, with batch statistics, changing
+    /// nothing (no running statistics, no optimiser step): forward, loss and backward in one
+    /// submission, then the gradient read back (training-free gradient scores).
+    pub fn gradient(&mut self, input: &[f32], labels: &[u16]) -> Result<Vec<f32>> {
+        let b = labels.len();
+        let k = self.plan.spec.classes;
+        if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
+            return Err(Error::input(format!(
+                "gpu trainer: label {l} (allowed: below {k})"
+            )));
+        }
+        let ctx = self.ctx.clone();
+        let mut rec = Recorder::new(&ctx);
+        self.upload_input(input, b)?;
+        let lab: Vec<u32> = labels.iter().map(|&l| u32::from(l)).collect();
+        let labels_v = View::new(&self.labels, 0, b);
+        ctx.write(labels_v, &lab);
+        let np = self.plan.num_params;
+        rec.clear(View::new(&self.grad, 0, np));
+        self.record_forward(&mut rec, b, true)?;
+        let logits = self.val(self.plan.logits, b);
+        let rows = View::new(&self.loss_rows, 0, b);
+        let gl = self.gview(self.plan.logits, b);
+        match self.s.loss {
+            Loss::CrossEntropy => grad::softmax_cross_entropy(
+                &mut rec,
+                logits,
+                labels_v,
+                b,
+                k,
+                self.s.label_smoothing,
+                rows,
+                gl,
+            )?,
+            Loss::Mse => grad::mse_rate_loss(&mut rec, logits, labels_v, b, k, rows, gl)?,
+        }
+        self.record_backward(&mut rec, b)?;
+        rec.submit()?;
+        self.read_gradient()
+    }
+
     /// `[B, classes]` logits of a batch in evaluation mode (running batch-norm statistics, no
     /// tape kept for a backward pass).
     pub fn evaluate(&mut self, input: &[f32], b: usize) -> Result<Vec<f32>> {
