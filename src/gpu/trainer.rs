@@ -626,37 +626,13 @@ impl GpuTrainer {
     pub fn step(&mut self, input: &[f32], labels: &[u16], lr: f32) -> Result<StepOutput> {
         let b = labels.len();
         let k = self.plan.spec.classes;
-        if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
-            return Err(Error::input(format!(
-                "gpu trainer: label {l} (allowed: below {k})"
-            )));
-        }
         let ctx = self.ctx.clone();
         let mut rec = Recorder::new(&ctx);
-        self.upload_input(input, b)?;
-        let lab: Vec<u32> = labels.iter().map(|&l| u32::from(l)).collect();
-        let labels_v = View::new(&self.labels, 0, b);
-        ctx.write(labels_v, &lab);
+        self.record_forward_loss(&mut rec, input, labels)?;
         let np = self.plan.num_params;
         let grad_all = View::new(&self.grad, 0, np);
-        rec.clear(grad_all);
-        self.record_forward(&mut rec, b, true)?;
         let logits = self.val(self.plan.logits, b);
         let rows = View::new(&self.loss_rows, 0, b);
-        let gl = self.gview(self.plan.logits, b);
-        match self.s.loss {
-            Loss::CrossEntropy => grad::softmax_cross_entropy(
-                &mut rec,
-                logits,
-                labels_v,
-                b,
-                k,
-                self.s.label_smoothing,
-                rows,
-                gl,
-            )?,
-            Loss::Mse => grad::mse_rate_loss(&mut rec, logits, labels_v, b, k, rows, gl)?,
-        }
         for op in &self.plan.ops {
             if let Op::BatchNorm { y, bn, .. } = op {
                 let c = self.plan.bn_channels[*bn];
@@ -706,6 +682,24 @@ impl GpuTrainer {
     /// nothing (no running statistics, no optimiser step): forward, loss and backward in one
     /// submission, then the gradient read back (training-free gradient scores).
     pub fn gradient(&mut self, input: &[f32], labels: &[u16]) -> Result<Vec<f32>> {
+        let ctx = self.ctx.clone();
+        let mut rec = Recorder::new(&ctx);
+        self.record_forward_loss(&mut rec, input, labels)?;
+        self.record_backward(&mut rec, labels.len())?;
+        rec.submit()?;
+        self.read_gradient()
+    }
+
+    /// Checks the labels, uploads the batch and its labels, clears the parameter gradient and
+    /// records the forward pass with batch statistics and the loss kernel (per-row loss into
+    /// `loss_rows`, `dL/dlogits` into the logits' gradient): the common start of [`Self::step`]
+    /// and [`Self::gradient`].
+    fn record_forward_loss(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        input: &[f32],
+        labels: &[u16],
+    ) -> Result<()> {
         let b = labels.len();
         let k = self.plan.spec.classes;
         if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
@@ -713,21 +707,18 @@ impl GpuTrainer {
                 "gpu trainer: label {l} (allowed: below {k})"
             )));
         }
-        let ctx = self.ctx.clone();
-        let mut rec = Recorder::new(&ctx);
         self.upload_input(input, b)?;
         let lab: Vec<u32> = labels.iter().map(|&l| u32::from(l)).collect();
         let labels_v = View::new(&self.labels, 0, b);
-        ctx.write(labels_v, &lab);
-        let np = self.plan.num_params;
-        rec.clear(View::new(&self.grad, 0, np));
-        self.record_forward(&mut rec, b, true)?;
+        self.ctx.write(labels_v, &lab);
+        rec.clear(View::new(&self.grad, 0, self.plan.num_params));
+        self.record_forward(rec, b, true)?;
         let logits = self.val(self.plan.logits, b);
         let rows = View::new(&self.loss_rows, 0, b);
         let gl = self.gview(self.plan.logits, b);
         match self.s.loss {
             Loss::CrossEntropy => grad::softmax_cross_entropy(
-                &mut rec,
+                rec,
                 logits,
                 labels_v,
                 b,
@@ -735,12 +726,9 @@ impl GpuTrainer {
                 self.s.label_smoothing,
                 rows,
                 gl,
-            )?,
-            Loss::Mse => grad::mse_rate_loss(&mut rec, logits, labels_v, b, k, rows, gl)?,
+            ),
+            Loss::Mse => grad::mse_rate_loss(rec, logits, labels_v, b, k, rows, gl),
         }
-        self.record_backward(&mut rec, b)?;
-        rec.submit()?;
-        self.read_gradient()
     }
 
     /// `[B, classes]` logits of a batch in evaluation mode (running batch-norm statistics, no
