@@ -409,6 +409,28 @@ fn score_row(
     })
 }
 
+/// The dataset of a benchmark run (validation and test possibly cut to stratified subsets) and
+/// the one its budgeted training uses (training split possibly cut too).
+fn bench_data(cfg: &Config, opts: &BenchOptions) -> Result<(Dataset, Dataset)> {
+    let mut ds = load_data(cfg)?;
+    if let Some(n) = opts.eval_subset {
+        let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, "proxy-eval-subset", 0));
+        if n < ds.val.len() {
+            let idx = ds.val.stratified(n, &mut rng);
+            ds.val = ds.val.subset(&idx);
+        }
+        if n < ds.test.len() {
+            let idx = ds.test.stratified(n, &mut rng);
+            ds.test = ds.test.subset(&idx);
+        }
+    }
+    let train_ds = match opts.train_subset {
+        Some(n) if n < ds.train.len() => subset_dataset(&ds, n, cfg.seed, "proxy-train-subset"),
+        _ => ds.clone(),
+    };
+    Ok((ds, train_ds))
+}
+
 /// Scores and trains every architecture not yet in `out/proxy.csv`, appending a row after each.
 /// Returns every row (old and new), in index order.
 pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Result<Vec<Row>> {
@@ -467,22 +489,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Resu
         return Ok(rows);
     }
 
-    let mut ds = load_data(cfg)?;
-    if let Some(n) = opts.eval_subset {
-        let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, "proxy-eval-subset", 0));
-        if n < ds.val.len() {
-            let idx = ds.val.stratified(n, &mut rng);
-            ds.val = ds.val.subset(&idx);
-        }
-        if n < ds.test.len() {
-            let idx = ds.test.stratified(n, &mut rng);
-            ds.test = ds.test.subset(&idx);
-        }
-    }
-    let train_ds = match opts.train_subset {
-        Some(n) if n < ds.train.len() => subset_dataset(&ds, n, cfg.seed, "proxy-train-subset"),
-        _ => ds.clone(),
-    };
+    let (ds, train_ds) = bench_data(cfg, opts)?;
     let short_ds = subset_dataset(&ds, opts.short_samples, cfg.seed, "proxy-short");
     let probe1 = Probe::draw(
         &ds.train,
@@ -940,22 +947,7 @@ pub fn rescore(
             )));
         }
     }
-    let mut ds = load_data(cfg)?;
-    if let Some(n) = opts.eval_subset {
-        let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, "proxy-eval-subset", 0));
-        if n < ds.val.len() {
-            let idx = ds.val.stratified(n, &mut rng);
-            ds.val = ds.val.subset(&idx);
-        }
-        if n < ds.test.len() {
-            let idx = ds.test.stratified(n, &mut rng);
-            ds.test = ds.test.subset(&idx);
-        }
-    }
-    let train_ds = match opts.train_subset {
-        Some(n) if n < ds.train.len() => subset_dataset(&ds, n, cfg.seed, "proxy-train-subset"),
-        _ => ds.clone(),
-    };
+    let (ds, train_ds) = bench_data(cfg, opts)?;
     let probe = Probe::draw(
         &ds.train,
         cfg.search.probe_size,
