@@ -267,49 +267,34 @@ fn head_that_cannot_fire_is_dead() {
         format!(r#"{{"layout": "NRN", "micro": "full", "k": 2, "cells": [{cell}, {cell}]}}"#),
     )
     .unwrap();
-    let out = msenas(&[
-        "score",
-        g.to_str().unwrap(),
-        "--set",
-        "space.width=4",
-        "--set",
-        "space.timesteps=2",
-        "--probe-size",
-        "16",
-        "--fitness",
-        "rdm,sahd,params",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let score = |fitness: &str| -> Value {
+        let out = msenas(&[
+            "score",
+            g.to_str().unwrap(),
+            "--set",
+            "space.width=4",
+            "--set",
+            "space.timesteps=2",
+            "--probe-size",
+            "16",
+            "--fitness",
+            fitness,
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = score("rdm,sahd,params");
     assert_eq!(v["status"], "dead", "{v}");
     assert_eq!(v["scores"]["rdm"], 0.0);
     assert_eq!(v["scores"]["sahd"], -1.0e9);
     assert_eq!(v["scores"]["params"], 1.0e12);
     // a dead network is not trained: short_train is its worst value, 0
-    let out = msenas(&[
-        "score",
-        g.to_str().unwrap(),
-        "--set",
-        "space.width=4",
-        "--set",
-        "space.timesteps=2",
-        "--probe-size",
-        "16",
-        "--fitness",
-        "short_train",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = score("short_train");
     assert_eq!(v["status"], "dead", "{v}");
     assert_eq!(v["scores"]["short_train"], 0.0, "{v}");
     // the score command refuses what it cannot compute
