@@ -8,83 +8,16 @@
 //!
 //! No adapter: with `CI` set the tests fail; otherwise they print a skip message and pass.
 
-use std::sync::{Mutex, OnceLock};
+#[macro_use]
+mod common;
 
+use common::{run, uniform, Backend};
 use msenas::cpu;
 use msenas::fitness::spikes::{population_stats, PopulationSpikes};
 use msenas::gpu::kernels::{batchnorm, conv, elementwise, lif, rdm, rng, table};
 use msenas::gpu::{DeviceChoice, GpuContext, Recorder, View};
 
 // ---------------------------------------------------------------- harness
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    /// What `WGPU_BACKEND` allows (all by default): lavapipe's Vulkan here.
-    Primary,
-    /// wgpu's GL backend, where the adapter offers compute shaders.
-    Gl,
-}
-
-fn context(backend: Backend) -> Option<&'static GpuContext> {
-    static PRIMARY: OnceLock<Option<GpuContext>> = OnceLock::new();
-    static GL: OnceLock<Option<GpuContext>> = OnceLock::new();
-    let (cell, backends) = match backend {
-        Backend::Primary => (&PRIMARY, None),
-        Backend::Gl => (&GL, Some(wgpu::Backends::GL)),
-    };
-    cell.get_or_init(
-        || match GpuContext::with_backends(&DeviceChoice::Auto, backends) {
-            Ok(c) => {
-                eprintln!(
-                    "[{backend:?}] adapter: {} ({:?}, {:?})",
-                    c.info.name, c.info.backend, c.info.device_type
-                );
-                Some(c)
-            }
-            Err(e) => {
-                if matches!(backend, Backend::Primary) && std::env::var_os("CI").is_some() {
-                    panic!("CI is set but no GPU adapter is usable: {e}");
-                }
-                eprintln!("skip [{backend:?}]: {e}");
-                None
-            }
-        },
-    )
-    .as_ref()
-}
-
-/// One device, one test at a time: lavapipe is slow and shares the machine's cores.
-fn run(backend: Backend, name: &str, body: fn(&GpuContext)) {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    match context(backend) {
-        Some(ctx) => body(ctx),
-        None => eprintln!("skip {name} [{backend:?}]: no adapter with compute shaders"),
-    }
-}
-
-/// Turns one parity check into a test per backend.
-macro_rules! on_backends {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn primary() {
-                super::run(super::Backend::Primary, stringify!($name), super::$name);
-            }
-            #[test]
-            fn gl() {
-                super::run(super::Backend::Gl, stringify!($name), super::$name);
-            }
-        }
-    };
-}
-
-/// Seeded inputs from the crate's own counter-based generator: uniform in [lo, hi).
-fn uniform(seed: u32, len: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..len as u32)
-        .map(|i| lo + (hi - lo) * cpu::rng::unit(i, cpu::rng::pcg(seed)))
-        .collect()
-}
 
 fn submit(rec: Recorder<'_>) {
     rec.submit().expect("submit");
