@@ -54,7 +54,9 @@ parameter's gradient, compared with the dump's:
 The labels are the manifest's (`msenas forward` takes those of the dumped test samples). Every
 parameter gets one line (only failing ones with --quiet); a `GRADS {json}` line sums up a dump.
 
-Without torch the script prints a message and exits 0.
+Without numpy or torch the script prints a message and exits 0 (the check is optional on a
+bare machine); with MSENAS_REQUIRE_TORCH=1 in the environment (CI sets it, after installing
+both) a missing package is an error, exit 1, so nothing is skipped silently there.
 """
 
 import argparse
@@ -65,7 +67,10 @@ import statistics
 import sys
 import time
 
-import numpy as np
+try:  # numpy and torch are optional on a bare machine: main() says so and exits 0
+    import numpy as np
+except ImportError:
+    np = None
 
 
 def load_dump(d):
@@ -586,9 +591,16 @@ def main():
     if not a.dirs and not a.bench:
         ap.error("give a dump folder (or --bench DIR)")
     try:
+        if np is None:
+            raise ImportError("numpy is missing", name="numpy")
         import torch
-    except ImportError:
-        print("crosscheck_torch: torch is not installed; nothing checked (pip install torch)")
+    except ImportError as e:
+        if os.environ.get("MSENAS_REQUIRE_TORCH") == "1":
+            print(f"crosscheck_torch: {e.name} is not installed but MSENAS_REQUIRE_TORCH=1 "
+                  "(pip install numpy torch)", file=sys.stderr)
+            return 1
+        print(f"crosscheck_torch: skipped, {e.name} is not installed; nothing checked "
+              "(pip install numpy torch)")
         return 0
     torch.set_grad_enabled(False)
     for d in a.dirs + ([a.bench] if a.bench else []):
