@@ -1,4 +1,5 @@
-//! CPU reference forward time per candidate at the CPU default (C 8, T 4, batch 128, digits
+//! CPU engine forward time per candidate (fast convolutions; the reference loops, the previous
+//! path, in the same run) at the CPU default (C 8, T 4, batch 128, digits
 //! 1x16x16, 10 classes) for the genomes `msenas sample --seed 0..9` gives, printed as JSON.
 //! Where PyTorch is importable, the same networks run in PyTorch on the CPU in the same run
 //! (`scripts/crosscheck_torch.py --bench`), and the ratio is reported.
@@ -101,6 +102,15 @@ fn main() {
             times.push(start.elapsed().as_secs_f64());
         }
         let cpu_med = median(&times);
+        let mut ropts = opts;
+        ropts.kernels = msenas::cpu::Kernels::Reference;
+        let mut rtimes = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let start = Instant::now();
+            std::hint::black_box(forward(&plan, &params, &input, &ropts));
+            rtimes.push(start.elapsed().as_secs_f64());
+        }
+        let ref_med = median(&rtimes);
         let neurons: usize = plan.populations.iter().map(|p| p.neurons).sum();
         let mut row = json!({
             "seed": seed,
@@ -114,6 +124,7 @@ fn main() {
                 "max_s": times.iter().cloned().fold(0.0, f64::max),
                 "images_per_s": batch as f64 / cpu_med,
             },
+            "cpu_reference_loops_median_s": ref_med,
         });
         if torch.is_some() {
             // Dump the network (with its spikes, so the folder is also a valid cross-check
@@ -149,6 +160,10 @@ fn main() {
         .iter()
         .map(|r| r["cpu"]["median_s"].as_f64().unwrap())
         .sum();
+    let ref_sum: f64 = rows
+        .iter()
+        .map(|r| r["cpu_reference_loops_median_s"].as_f64().unwrap())
+        .sum();
     let report = json!({
         "bench": "cpu_forward",
         "setting": {
@@ -168,6 +183,8 @@ fn main() {
         "summary": {
             "cpu_median_sum_s": cpu_sum,
             "cpu_candidates_per_s": candidates as f64 / cpu_sum,
+            "cpu_reference_loops_median_sum_s": ref_sum,
+            "reference_loops_over_cpu": ref_sum / cpu_sum,
             "torch_median_sum_s": if torch_total > 0.0 { json!(torch_total) } else { Value::Null },
             "cpu_over_torch": if torch_total > 0.0 { json!(cpu_total / torch_total) } else { Value::Null },
         },

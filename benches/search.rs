@@ -1,5 +1,6 @@
-//! Search throughput: candidates scored per second for `--preset cpu` on the CPU reference
-//! (a GPU column once a GPU evaluator exists), and how the time of one generation grows with
+//! Search throughput: candidates scored per second for `--preset cpu` on the CPU engine, and in
+//! the same run with the reference convolution loops (the previous path) and on a GPU where one
+//! opens; and how the time of one generation grows with
 //! the population size and with the probe size.
 //!
 //!     cargo bench --bench search                      # full: the whole --preset cpu search
@@ -31,7 +32,15 @@ fn run(cfg: &Config, device: &str) -> Result<Timed, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let scores = search::search_scores(cfg).map_err(|e| e.to_string())?;
     let (settings, probe, _) = search::prepare(cfg, scores).map_err(|e| e.to_string())?;
-    let mut ev = make_evaluator(device, settings, probe).map_err(|e| e.to_string())?;
+    let mut ev: Box<dyn msenas::evolve::evaluate::Evaluator> = if device == "cpu-reference-loops" {
+        // The previous CPU path: the direct convolution loops.
+        Box::new(
+            msenas::evolve::evaluate::CpuEvaluator::cpu_reference(settings, probe)
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        make_evaluator(device, settings, probe).map_err(|e| e.to_string())?
+    };
     let mut dir = RunDir::create(tmp.path(), cfg).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let out = search::run(
@@ -95,6 +104,7 @@ fn main() {
     if !quick {
         report["preset_cpu_search"] = json!({
             "cpu": point(&base, "cpu"),
+            "cpu_reference_loops": point(&base, "cpu-reference-loops"),
             "gpu": point(&base, "gpu"),
         });
     }

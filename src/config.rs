@@ -154,6 +154,15 @@ pub struct Config {
     pub train: TrainConfig,
 }
 
+/// The largest input side accepted (`data.size`, `--size`): 512 (DVS128 is 128, CIFAR 32).
+pub const MAX_INPUT_SIZE: usize = 512;
+/// The largest batch of any kind (training, probe, evaluation).
+pub const MAX_BATCH: usize = 65_536;
+/// The largest population or offspring count.
+pub const MAX_POPULATION: usize = 100_000;
+/// The most generations of a search.
+pub const MAX_GENERATIONS: usize = 1_000_000;
+
 /// Named starting points.
 pub fn preset(name: &str) -> Result<Config> {
     let mut c = Config::default();
@@ -219,7 +228,7 @@ impl Config {
     /// Apply a JSON config file: the keys it holds replace this config's (unknown keys are
     /// refused, naming the key and the file).
     pub fn with_file(&self, path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsio::read_text(path, "config")?;
         let patch: Value = serde_json::from_str(&text)
             .map_err(|e| Error::input(format!("{}: not valid JSON: {e}", path.display())))?;
         let mut base = serde_json::to_value(self).expect("config serialises");
@@ -253,30 +262,40 @@ impl Config {
         if let Err(e) = self.space.validate() {
             errs.extend(e.into_iter().map(|e| format!("space.{e}")));
         }
+        if let Some(size) = self.data.size {
+            if !(1..=MAX_INPUT_SIZE).contains(&size) {
+                errs.push(format!("data.size: {size} (allowed: 1..={MAX_INPUT_SIZE})"));
+            }
+        }
         let s = &self.search;
-        if s.population < 2 {
-            errs.push(format!(
-                "search.population: {} (allowed: >= 2)",
-                s.population
-            ));
-        }
-        if s.offspring == 0 {
-            errs.push("search.offspring: 0 (allowed: >= 1)".into());
-        }
-        if s.probe_size < 2 {
-            errs.push(format!(
-                "search.probe_size: {} (allowed: >= 2)",
-                s.probe_size
-            ));
-        }
-        if s.probe_batches == 0 || s.weight_seeds == 0 {
-            errs.push("search.probe_batches and search.weight_seeds: allowed >= 1".into());
-        }
+        let mut range = |key: &str, v: usize, lo: usize, hi: usize| {
+            if !(lo..=hi).contains(&v) {
+                errs.push(format!("{key}: {v} (allowed: {lo}..={hi})"));
+            }
+        };
+        range("search.population", s.population, 2, MAX_POPULATION);
+        range("search.offspring", s.offspring, 1, MAX_POPULATION);
+        range("search.generations", s.generations, 0, MAX_GENERATIONS);
+        range("search.probe_size", s.probe_size, 2, MAX_BATCH);
+        range("search.probe_batches", s.probe_batches, 1, 1024);
+        range("search.weight_seeds", s.weight_seeds, 1, 1024);
         let st = &s.short_train;
-        if st.samples == 0 || st.batch_size == 0 || st.val_samples == 0 {
-            errs.push(
-                "search.short_train.samples, batch_size and val_samples: allowed >= 1".into(),
-            );
+        range("search.short_train.samples", st.samples, 1, 1 << 24);
+        range("search.short_train.batch_size", st.batch_size, 1, MAX_BATCH);
+        range("search.short_train.val_samples", st.val_samples, 1, 1 << 24);
+        range("train.batch_size", self.train.batch_size, 1, MAX_BATCH);
+        range("train.epochs", self.train.epochs, 1, 100_000);
+        range("train.warmup_epochs", self.train.warmup_epochs, 0, 100_000);
+        range("train.crop_pad", self.train.crop_pad, 0, 64);
+        let ls = self.train.label_smoothing;
+        if !(ls.is_finite() && (0.0..1.0).contains(&ls)) {
+            errs.push(format!(
+                "train.label_smoothing: {ls} (allowed: a number in [0, 1))"
+            ));
+        }
+        let wd = self.train.weight_decay;
+        if !(wd.is_finite() && wd >= 0.0) {
+            errs.push(format!("train.weight_decay: {wd} (allowed: >= 0)"));
         }
         if !(st.lr.is_finite() && st.lr > 0.0) {
             errs.push(format!(
@@ -299,15 +318,9 @@ impl Config {
                 self.train.loss
             ));
         }
-        if self.train.batch_size == 0 {
-            errs.push("train.batch_size: 0 (allowed: >= 1)".into());
-        }
         let deg = self.train.event_rotate_deg;
         if !(deg.is_finite() && (0.0..=180.0).contains(&deg)) {
             errs.push(format!("train.event_rotate_deg: {deg} (allowed: 0 to 180)"));
-        }
-        if self.train.epochs == 0 {
-            errs.push("train.epochs: 0 (allowed: >= 1)".into());
         }
         if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
             errs.push(format!("train.lr: {} (allowed: > 0)", self.train.lr));
@@ -335,9 +348,7 @@ fn merge(base: &mut Value, patch: &Value, path: &str, origin: &str) -> Result<()
                     format!("{path}.{k}")
                 };
                 match b.get_mut(k) {
-                    Some(slot) if slot.is_object() && v.is_object() => {
-                        merge(slot, v, &full, origin)?
-                    }
+                    Some(slot) if slot.is_object() => merge(slot, v, &full, origin)?,
                     Some(slot) => *slot = v.clone(),
                     None => {
                         let mut allowed: Vec<&String> = b.keys().collect();
@@ -361,10 +372,30 @@ fn merge(base: &mut Value, patch: &Value, path: &str, origin: &str) -> Result<()
             }
             Ok(())
         }
+        (Value::Object(_), p) => Err(Error::input(format!(
+            "{origin}: {} must be a JSON object of keys, not {}",
+            if path.is_empty() {
+                "a config".to_string()
+            } else {
+                format!("section '{path}'")
+            },
+            json_kind(p)
+        ))),
         (b, p) => {
             *b = p.clone();
             Ok(())
         }
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -403,6 +434,61 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("train.event_rotate_deg"), "{e}");
+    }
+
+    #[test]
+    fn configs_and_sections_must_be_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        for (text, want) in [
+            (
+                "[1, 2, 3]",
+                "a config must be a JSON object of keys, not an array",
+            ),
+            ("7", "not a number"),
+            (
+                r#"{"space": [8, 4]}"#,
+                "section 'space' must be a JSON object of keys, not an array",
+            ),
+            (
+                r#"{"search": {"short_train": 5}}"#,
+                "section 'search.short_train'",
+            ),
+            (r#"{"train": null}"#, "not null"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Config::default().with_file(&p).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        let e = Config::default()
+            .with_set("search=[1]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("section 'search'"), "{e}");
+        std::fs::write(&p, r#"{"space": {"width": 16}}"#).unwrap();
+        assert_eq!(Config::default().with_file(&p).unwrap().space.width, 16);
+    }
+
+    #[test]
+    fn degenerate_and_huge_settings_are_refused() {
+        for (set, key) in [
+            ("data.size=0", "data.size"),
+            ("data.size=4000000", "data.size"),
+            ("train.batch_size=0", "train.batch_size"),
+            ("train.batch_size=100000000", "train.batch_size"),
+            ("search.population=1000000000000", "search.population"),
+            ("search.probe_size=1", "search.probe_size"),
+            (
+                "search.short_train.batch_size=0",
+                "search.short_train.batch_size",
+            ),
+            ("train.label_smoothing=1", "train.label_smoothing"),
+        ] {
+            let e = Config::load(None, None, &[set.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("allowed"), "{set}: {e}");
+        }
     }
 
     #[test]

@@ -352,6 +352,6 @@ pub fn write(
 /// Read a dump's manifest.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::fsio::read_text(&path, "dump manifest")?;
     serde_json::from_str(&text).map_err(|e| Error::input(format!("{}: {e}", path.display())))
 }

@@ -11,6 +11,9 @@ pub enum Error {
     /// A GPU problem (no adapter, missing limit, device lost).
     #[error("gpu: {0}")]
     Gpu(String),
+    /// Training met a non-finite loss or weight and stopped.
+    #[error("{0}")]
+    Diverged(String),
     /// A chart could not be drawn (font, layout or backend failure).
     #[error("plot: {0}")]
     Plot(String),

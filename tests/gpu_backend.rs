@@ -72,7 +72,7 @@ fn gpu_scores_equal_cpu_scores() {
         .map(|s| space.sample(&mut rand::rngs::StdRng::seed_from_u64(s)))
         .collect();
     let mut gpu = GpuEvaluator::new(backend, settings.clone(), probe.clone()).unwrap();
-    let mut cpu = CpuEvaluator::cpu(settings, probe).unwrap();
+    let mut cpu = CpuEvaluator::cpu_reference(settings, probe).unwrap();
     eprintln!("{} vs {}", gpu.device(), cpu.device());
     let (g, c) = (gpu.evaluate(&genomes), cpu.evaluate(&genomes));
     for (g, c) in g.iter().zip(&c) {

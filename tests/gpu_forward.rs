@@ -130,6 +130,8 @@ fn parity_with(
 ) -> Parity {
     let params = cpu::init_params(plan, seed);
     let mut o = ForwardOptions::new(t, b);
+    // The direct loops sum in the WGSL kernels' order: statistics are compared bit for bit.
+    o.kernels = cpu::Kernels::Reference;
     o.record_spikes = true;
     o.keep_tensors = true;
     let c = cpu::forward(plan, &params, x, &o);

@@ -23,6 +23,14 @@ use msenas::genome::{CellGene, Genome, MicroVariant, SearchSpace};
 use msenas::gpu::{DeviceChoice, GpuContext, GpuTrainer, TrainSettings, TrainState};
 use msenas::plan::{Op, Plan};
 use msenas::train::backprop::{backward, forward_tape, Hooks};
+
+/// The CPU twin of the GPU trainer runs the reference convolution loops (the WGSL kernels' sum
+/// order).
+const REFERENCE: Hooks<'static> = Hooks {
+    spikes: None,
+    gates: None,
+    kernels: msenas::cpu::Kernels::Reference,
+};
 use msenas::train::checkpoint::Checkpoint;
 use msenas::train::optim::AdamW;
 use msenas::train::{train_with, Loss, Network, RunOptions, BN_EPS, BN_MOMENTUM};
@@ -141,7 +149,7 @@ fn compare_step(
     let grad_gpu = g.read_gradient().unwrap();
     let after = g.read_state().unwrap();
 
-    let tape = forward_tape(plan, &st.params, x, t, b, s.lif, s.eps, Hooks::default());
+    let tape = forward_tape(plan, &st.params, x, t, b, s.lif, s.eps, REFERENCE);
     let flips = spike_flips(g, plan, &tape.tensors, b);
     let logits = tape.logits(plan).to_vec();
     let (loss, gl) = match s.loss {
@@ -381,7 +389,7 @@ fn a_few_steps_on_digits_reach_the_cpu_loss() {
             let labels = ds.train.labels_of(&idx);
             let lr = 0.02;
             gpu.push(g.step(&x, &labels, lr).unwrap().loss);
-            let tape = forward_tape(&plan, &p, &x, t, b, s.lif, s.eps, Hooks::default());
+            let tape = forward_tape(&plan, &p, &x, t, b, s.lif, s.eps, REFERENCE);
             let (loss, gl) =
                 softmax_cross_entropy(tape.logits(&plan), &labels, 10, s.label_smoothing);
             cpu.push(f64::from(loss));

@@ -229,7 +229,24 @@ fn bad_checkpoints_and_mismatched_resumes_are_input_errors() {
     std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
     let e = Checkpoint::read(&p).unwrap_err();
     assert!(matches!(e, msenas::Error::Input(_)), "{e}");
-    assert!(e.to_string().contains("truncated"), "{e}");
+    assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    // One flipped bit in a weight.
+    let mut flipped = bytes.clone();
+    let at = flipped.len() - 40;
+    flipped[at] ^= 1;
+    std::fs::write(&p, &flipped).unwrap();
+    let e = Checkpoint::read(&p).unwrap_err();
+    assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    // A well-formed checkpoint holding NaN weights is refused on load.
+    std::fs::write(&p, &bytes).unwrap();
+    let mut ck = Checkpoint::read(&p).unwrap();
+    ck.sections[0].1[3] = f32::NAN;
+    ck.write(&p).unwrap();
+    let e = train(&net, &ds, &config(2), 1, dir.path(), true, false).unwrap_err();
+    assert!(
+        matches!(e, msenas::Error::Input(_)) && e.to_string().contains("non-finite"),
+        "{e}"
+    );
     std::fs::write(&p, b"not a checkpoint").unwrap();
     assert!(Checkpoint::read(&p).is_err());
     // A network for another data shape.
@@ -237,4 +254,21 @@ fn bad_checkpoints_and_mismatched_resumes_are_input_errors() {
     other.spec.classes = 3;
     let e = train(&net, &other, &config(1), 1, dir.path(), false, false).unwrap_err();
     assert!(e.to_string().contains("classes"), "{e}");
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error() {
+    // A corrupt pixel (NaN) in the training data: the first batch holding it has a NaN loss.
+    let mut ds = dataset();
+    ds.train.x[5 * 64 + 10] = f32::NAN;
+    let net = network();
+    let dir = tempfile::tempdir().unwrap();
+    let e = train(&net, &ds, &config(3), 1, dir.path(), false, false).unwrap_err();
+    assert!(matches!(e, msenas::Error::Diverged(_)), "{e}");
+    let m = e.to_string();
+    assert!(
+        m.contains("training diverged in epoch 1") && m.contains("state.ckpt"),
+        "{m}"
+    );
+    assert!(!dir.path().join("result.json").exists());
 }

@@ -66,15 +66,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if split.is_empty() {
         return Err(Error::input(format!("dataset '{name}' has no {} samples", a.split)).into());
     }
-    let r = evaluate(
-        plan,
-        &params,
-        &bn,
-        split,
-        &noises,
-        a.seed,
-        a.batch_size.max(1),
-    );
+    if a.batch_size == 0 || a.batch_size > crate::config::MAX_BATCH {
+        return Err(Error::input(format!(
+            "--batch-size: {} (allowed: 1..={})",
+            a.batch_size,
+            crate::config::MAX_BATCH
+        ))
+        .into());
+    }
+    plan.check_workload(a.batch_size.min(split.len()), plan.spec.timesteps)
+        .map_err(|e| Error::input(format!("--batch-size: {e}")))?;
+    let r = evaluate(plan, &params, &bn, split, &noises, a.seed, a.batch_size);
     if a.json {
         println!(
             "{}",

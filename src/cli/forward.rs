@@ -190,6 +190,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut spec = ds.spec;
     spec.timesteps = t;
     let plan = super::show::compile(&a.genome, &genome, &spec, width, cfg.space.reduce_kernel)?;
+    plan.check_workload(a.batch, t)
+        .map_err(|e| Error::input(format!("--batch: {e}")))?;
     let idx: Vec<usize> = if a.stratified {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         split.stratified(a.batch, &mut rng)

@@ -55,10 +55,14 @@ pub const EXIT_USAGE: i32 = 2;
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
             let _ = e.print();
-            return code;
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("msenas: error: {}", usage_line(&e));
+            return EXIT_USAGE;
         }
     };
     let result = match cli.command {
@@ -77,6 +81,29 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => report(&e),
     }
+}
+
+/// A command-line parse error as one line: clap's message without its usage block, and where
+/// to read more.
+fn usage_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"));
+    let first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    // A suggestion ("tip: a similar argument exists: '--seed'") is worth keeping.
+    let tip: Vec<&str> = lines.filter(|l| l.starts_with("tip:")).collect();
+    let mut line = first.to_string();
+    for t in tip {
+        line.push_str("; ");
+        line.push_str(t);
+    }
+    line.push_str(" (see `msenas --help`)");
+    line
 }
 
 /// One line on stderr; exit 2 for user input errors, 1 otherwise.
@@ -110,7 +137,7 @@ pub fn report(e: &anyhow::Error) -> i32 {
 
 /// Read and validate a genome file; errors name the file.
 pub fn read_genome(path: &std::path::Path) -> crate::Result<crate::genome::Genome> {
-    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+    let text = crate::fsio::read_text(path, "genome")?;
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
         return Err(crate::Error::input(format!(
             "{}: not valid JSON: {e} (expected a genome as written by `msenas sample`)",

@@ -98,11 +98,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         out: a.out.clone(),
         keep_runs: a.keep_runs,
     };
-    std::fs::create_dir_all(&a.out)?;
+    if !(a.report_only || a.rescore) && (opts.archs < 2 || opts.train_seeds == 0) {
+        // Refused before the output folder is created.
+        return Err(
+            crate::Error::input("proxy-bench: needs --archs >= 2 and --train-seeds >= 1").into(),
+        );
+    }
     let mut rows = if a.report_only || a.rescore {
         proxy::read_csv(&a.out.join(proxy::CSV), opts.train_seeds)?
     } else {
-        std::fs::write(a.out.join("config.json"), cfg.to_json())?;
+        crate::fsio::write_atomic(&a.out.join("config.json"), cfg.to_json().as_bytes())?;
         proxy::run(&cfg, &opts, &mut |line| eprintln!("{line}"))?
     };
     if rows.len() < 2 {

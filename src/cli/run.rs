@@ -76,13 +76,37 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     });
     let search_dir = out.join("search");
 
-    // 1. Search (or continue it).
+    // 1. Search (or continue it, with the same settings).
     let search_args = if search_dir.join(run_dir::CONFIG).exists() {
+        let cfg_path = search_dir.join(run_dir::CONFIG);
+        let held: serde_json::Value =
+            serde_json::from_str(&crate::fsio::read_text(&cfg_path, "run config")?)
+                .map_err(|e| crate::Error::input(format!("{}: {e}", cfg_path.display())))?;
+        let mut want: serde_json::Value =
+            serde_json::from_str(&resolved.to_json()).expect("config JSON parses");
+        // The device may change between invocations; more generations continue the search.
+        want["search"]["device"] = held["search"]["device"].clone();
+        let generations = (want["search"]["generations"] != held["search"]["generations"])
+            .then_some(resolved.search.generations);
+        want["search"]["generations"] = held["search"]["generations"].clone();
+        let mut diff = Vec::new();
+        run_dir::differences(&held, &want, "", &mut diff);
+        if !diff.is_empty() {
+            return Err(crate::Error::input(format!(
+                "{}: holds a run with other settings: {} (run it with the flags it was started \
+                 with: only search.generations may grow and --device change; or choose another \
+                 --out)",
+                out.display(),
+                diff.join(", ")
+            ))
+            .into());
+        }
         eprintln!(
             "msenas run: continuing the search in {}",
             search_dir.display()
         );
         super::search::Args {
+            generations,
             config: None,
             sets: Vec::new(),
             preset: None,
@@ -103,7 +127,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     super::search::run(search_args)?;
     let search_s = t_search.elapsed().as_secs_f64();
     let cfg_path = search_dir.join(run_dir::CONFIG);
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| crate::Error::io(&cfg_path, e))?;
+    let text = crate::fsio::read_text(&cfg_path, "run config")?;
     let cfg: Config = serde_json::from_str(&text)
         .map_err(|e| crate::Error::input(format!("{}: {e}", cfg_path.display())))?;
     let genome = super::read_genome(&search_dir.join(run_dir::BEST))?;
@@ -125,7 +149,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let t_train = Instant::now();
-    let result = match std::fs::read_to_string(train_dir.join("result.json")) {
+    let result = match crate::fsio::read_text(&train_dir.join("result.json"), "training result") {
         Ok(text) if resume => match serde_json::from_str::<train::TrainResult>(&text) {
             Ok(r) if r.test_acc.is_finite() => r,
             _ => train::train_with(

@@ -176,19 +176,43 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .into());
             }
             let (dir, mut cfg, records) = RunDir::resume(path)?;
+            let mut regenerate = None;
             if let Some(g) = a.generations {
                 if g == 0 {
                     return Err(Error::input("--generations: 0 (allowed: >= 1)").into());
                 }
+                // Never rewrite results with a shorter search: not below what the log holds,
+                // and not below the configured count once the search has finished.
+                let logged = records.iter().map(|r| r.generation + 1).max().unwrap_or(0);
+                let finished = dir.file(run_dir::PARETO).exists();
+                let floor = if finished {
+                    logged.max(cfg.search.generations)
+                } else {
+                    logged
+                };
+                if g < floor {
+                    return Err(Error::input(format!(
+                        "--generations: {g} is fewer than the {floor} generations {} already \
+                         holds{} (allowed: >= {floor}; a shorter search would rewrite its results)",
+                        path.display(),
+                        if finished {
+                            " as a finished search"
+                        } else {
+                            ""
+                        }
+                    ))
+                    .into());
+                }
                 if g != cfg.search.generations {
                     cfg.search.generations = g;
-                    dir.write_config(&cfg)?;
+                    // Recorded without a --device given for this invocation only.
+                    regenerate = Some(cfg.clone());
                 }
             }
             if let Some(d) = &a.device {
                 cfg.search.device = d.clone();
             }
-            (cfg, Some((dir, records)))
+            (cfg, Some((dir, records, regenerate)))
         }
         None => (resolve_config(&a)?, None),
     };
@@ -199,7 +223,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut evaluator =
         crate::evolve::short_train::make_search_evaluator(&cfg, settings, probe, &ds)?;
     let (mut dir, records) = match resumed {
-        Some(r) => r,
+        Some((dir, records, regenerate)) => {
+            if let Some(c) = regenerate {
+                // The new generation count is recorded only once the settings are accepted.
+                dir.write_config(&c)?;
+            }
+            (dir, records)
+        }
         None => {
             let out = a.out.clone().unwrap_or_else(|| {
                 let secs = std::time::SystemTime::now()

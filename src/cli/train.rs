@@ -166,7 +166,7 @@ fn run_config(p: &Path) -> crate::Result<Option<crate::config::Config>> {
     if !p.is_dir() || !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::fsio::read_text(&path, "run config")?;
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| Error::input(format!("{}: {e}", path.display())))

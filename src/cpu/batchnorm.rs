@@ -4,6 +4,8 @@
 //! and the biased `var` over `n*hw` values. `y = (x - mean) / sqrt(var + eps) * gamma + beta`.
 //! Running statistics follow PyTorch (momentum 0.1 in use, unbiased variance).
 
+use rayon::prelude::*;
+
 /// The sign gate applied after normalisation: none, excitatory `max(z, 0)` or inhibitory
 /// `min(z, 0)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,20 +37,24 @@ pub fn bn_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>
     if n * hw == 0 {
         return (mean, var);
     }
-    for ch in 0..c {
-        let values =
-            || (0..n).flat_map(move |img| &x[(img * c + ch) * hw..(img * c + ch + 1) * hw]);
-        let m = values().map(|&v| f64::from(v)).sum::<f64>() / count;
-        let v = values()
-            .map(|&v| {
-                let d = f64::from(v) - m;
-                d * d
-            })
-            .sum::<f64>()
-            / count;
-        mean[ch] = m as f32;
-        var[ch] = v as f32;
-    }
+    // Channels in parallel; each channel's sums run in the same order as a serial loop.
+    mean.par_iter_mut()
+        .zip(var.par_iter_mut())
+        .enumerate()
+        .for_each(|(ch, (mean, var))| {
+            let values =
+                || (0..n).flat_map(move |img| &x[(img * c + ch) * hw..(img * c + ch + 1) * hw]);
+            let m = values().map(|&v| f64::from(v)).sum::<f64>() / count;
+            let v = values()
+                .map(|&v| {
+                    let d = f64::from(v) - m;
+                    d * d
+                })
+                .sum::<f64>()
+                / count;
+            *mean = m as f32;
+            *var = v as f32;
+        });
     (mean, var)
 }
 
@@ -78,15 +84,20 @@ pub fn bn_apply(
     ] {
         assert_eq!(p.len(), c, "bn_apply: {name} must have c entries");
     }
-    for img in 0..n {
-        for ch in 0..c {
-            let at = (img * c + ch) * hw;
-            let sd = (var[ch] + eps).sqrt();
-            for (o, &v) in out[at..at + hw].iter_mut().zip(&x[at..at + hw]) {
-                *o = gate.apply((v - mean[ch]) / sd * gamma[ch] + beta[ch]);
-            }
-        }
+    if c * hw == 0 {
+        return;
     }
+    out.par_chunks_mut(c * hw)
+        .zip(x.par_chunks(c * hw))
+        .for_each(|(out, x)| {
+            for ch in 0..c {
+                let at = ch * hw;
+                let sd = (var[ch] + eps).sqrt();
+                for (o, &v) in out[at..at + hw].iter_mut().zip(&x[at..at + hw]) {
+                    *o = gate.apply((v - mean[ch]) / sd * gamma[ch] + beta[ch]);
+                }
+            }
+        });
 }
 
 /// PyTorch's running-statistics update from a batch's `mean` and biased `var` over `count`

@@ -2,8 +2,8 @@
 //! primitives of this module. It is the oracle for the GPU engine and the fallback executor.
 
 use super::{
-    add_into, bn_apply, bn_stats, concat_channels, conv2d, global_avg_pool, lif, linear, mean_time,
-    pack_spikes, uniform_fill, ConvShape, Gate as CpuGate, LifParams,
+    add_into, bn_apply, bn_stats, concat_channels, global_avg_pool, lif, linear, mean_time,
+    pack_spikes, uniform_fill, ConvShape, Gate as CpuGate, Kernels, LifParams,
 };
 use crate::plan::{Op, ParamInit, Plan};
 
@@ -44,6 +44,8 @@ pub struct ForwardOptions<'a> {
     pub record_spikes: bool,
     /// Keep every intermediate tensor (for training and dumps).
     pub keep_tensors: bool,
+    /// Convolution implementation (default: the fast one).
+    pub kernels: Kernels,
 }
 
 impl ForwardOptions<'_> {
@@ -56,6 +58,7 @@ impl ForwardOptions<'_> {
             eps: 1e-5,
             record_spikes: false,
             keep_tensors: false,
+            kernels: Kernels::Fast,
         }
     }
 }
@@ -104,6 +107,7 @@ pub(crate) fn apply_op<'a>(
     op: &Op,
     t: usize,
     b: usize,
+    kernels: Kernels,
     get: impl Fn(usize) -> &'a [f32],
 ) -> Option<Vec<f32>> {
     let n = t * b;
@@ -117,7 +121,7 @@ pub(crate) fn apply_op<'a>(
         Op::Conv { x, weight, .. } => {
             let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
             let mut y = vec![0.0; shape.out_len()];
-            conv2d(get(*x), param(*weight), &shape, &mut y);
+            kernels.conv2d(get(*x), param(*weight), &shape, &mut y);
             y
         }
         Op::Add { xs, .. } => {
@@ -246,7 +250,7 @@ pub fn forward(plan: &Plan, params: &[f32], input: &[f32], opts: &ForwardOptions
                 );
                 y
             }
-            _ => apply_op(plan, params, op, t, b, get).expect("an op without state"),
+            _ => apply_op(plan, params, op, t, b, opts.kernels, get).expect("an op without state"),
         };
         tensors[op.output()] = Some(y);
         if !opts.keep_tensors {

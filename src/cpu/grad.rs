@@ -142,16 +142,23 @@ pub fn lif_backward(
     assert_eq!(v_pre.len(), t * n, "lif_backward: v_pre must be [T, n]");
     assert_eq!(grad_x.len(), t * n, "lif_backward: grad_x must be [T, n]");
     let keep = 1.0 - p.tau_inv;
-    for j in 0..n {
-        let mut g_v = 0.0f32;
-        for step in (0..t).rev() {
-            let k = step * n + j;
-            let h = v_pre[k];
-            let through = if h > p.v_th { 0.0 } else { g_v };
-            let g_h = grad_s[k] * sg.grad(h - p.v_th) + through;
-            grad_x[k] = g_h * p.tau_inv;
-            g_v = g_h * keep;
-        }
+    // Step by step backwards, neurons in parallel chunks: each neuron's operations and their
+    // order are those of a per-neuron loop, whatever the split.
+    let mut g_v = vec![0.0f32; n];
+    for step in (0..t).rev() {
+        let r = step * n..(step + 1) * n;
+        let (gs, vp, gx) = (&grad_s[r.clone()], &v_pre[r.clone()], &mut grad_x[r]);
+        g_v.par_chunks_mut(4096)
+            .zip(gs.par_chunks(4096).zip(vp.par_chunks(4096)))
+            .zip(gx.par_chunks_mut(4096))
+            .for_each(|((g_v, (gs, vp)), gx)| {
+                for (((g_v, &gs), &h), gx) in g_v.iter_mut().zip(gs).zip(vp).zip(gx) {
+                    let through = if h > p.v_th { 0.0 } else { *g_v };
+                    let g_h = gs * sg.grad(h - p.v_th) + through;
+                    *gx = g_h * p.tau_inv;
+                    *g_v = g_h * keep;
+                }
+            });
     }
 }
 

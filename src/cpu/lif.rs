@@ -19,20 +19,32 @@ impl Default for LifParams {
     }
 }
 
+use rayon::prelude::*;
+
+/// Neurons per parallel task: every neuron runs the same f32 operations in the same order
+/// whatever the split, so results do not depend on it (or on the thread count).
+const CHUNK: usize = 4096;
+
 /// Runs `n` independent LIF neurons over `t` steps. `x` and `spikes` are `[T, n]`; spikes are
 /// f32 0/1.
 pub fn lif(x: &[f32], t: usize, n: usize, p: LifParams, spikes: &mut [f32]) {
     assert_eq!(x.len(), t * n, "lif: x must be [T, n]");
     assert_eq!(spikes.len(), t * n, "lif: spikes must be [T, n]");
-    for j in 0..n {
-        let mut v = 0.0f32;
-        for step in 0..t {
-            let k = step * n + j;
-            v = v + (x[k] - v) * p.tau_inv;
-            let s = if v > p.v_th { 1.0f32 } else { 0.0 };
-            spikes[k] = s;
-            v *= 1.0 - s;
-        }
+    let mut v = vec![0.0f32; n];
+    for step in 0..t {
+        let xs = &x[step * n..(step + 1) * n];
+        let ss = &mut spikes[step * n..(step + 1) * n];
+        v.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .zip(ss.par_chunks_mut(CHUNK))
+            .for_each(|((v, x), s)| {
+                for ((v, &x), s) in v.iter_mut().zip(x).zip(s) {
+                    *v = *v + (x - *v) * p.tau_inv;
+                    let f = if *v > p.v_th { 1.0f32 } else { 0.0 };
+                    *s = f;
+                    *v *= 1.0 - f;
+                }
+            });
     }
 }
 
@@ -49,16 +61,22 @@ pub fn lif_membrane(
     assert_eq!(x.len(), t * n, "lif_membrane: x must be [T, n]");
     assert_eq!(spikes.len(), t * n, "lif_membrane: spikes must be [T, n]");
     assert_eq!(v_pre.len(), t * n, "lif_membrane: v_pre must be [T, n]");
-    for j in 0..n {
-        let mut v = 0.0f32;
-        for step in 0..t {
-            let k = step * n + j;
-            v = v + (x[k] - v) * p.tau_inv;
-            v_pre[k] = v;
-            let s = if v > p.v_th { 1.0f32 } else { 0.0 };
-            spikes[k] = s;
-            v *= 1.0 - s;
-        }
+    let mut v = vec![0.0f32; n];
+    for step in 0..t {
+        let r = step * n..(step + 1) * n;
+        let (xs, ss, ps) = (&x[r.clone()], &mut spikes[r.clone()], &mut v_pre[r]);
+        v.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .zip(ss.par_chunks_mut(CHUNK).zip(ps.par_chunks_mut(CHUNK)))
+            .for_each(|((v, x), (s, pre))| {
+                for (((v, &x), s), pre) in v.iter_mut().zip(x).zip(s).zip(pre) {
+                    *v = *v + (x - *v) * p.tau_inv;
+                    *pre = *v;
+                    let f = if *v > p.v_th { 1.0f32 } else { 0.0 };
+                    *s = f;
+                    *v *= 1.0 - f;
+                }
+            });
     }
 }
 

@@ -94,7 +94,7 @@ fn read_records(
 /// Class names from a text file (one per non-blank line), or `fallback` when the file is absent
 /// or does not hold `classes` names.
 fn names_from(path: &Path, classes: usize, fallback: impl Fn(usize) -> String) -> Vec<String> {
-    if let Ok(text) = std::fs::read_to_string(path) {
+    if let Ok(text) = crate::fsio::read_text(path, "class-name file") {
         let names: Vec<String> = text
             .lines()
             .map(str::trim)

@@ -80,7 +80,7 @@ pub fn cache_path(dir: &Path, key: &str) -> PathBuf {
 
 /// Reads a cached split; `None` when absent, for another key, or damaged.
 pub fn read_cached(path: &Path, key: &str) -> Option<Split> {
-    let b = std::fs::read(path).ok()?;
+    let b = crate::fsio::read_bounded(path, crate::fsio::MAX_DATA_BYTES, "frame cache").ok()?;
     let mut r = Reader { b: &b, pos: 0 };
     if r.take(8)? != CACHE_MAGIC {
         return None;
@@ -144,11 +144,7 @@ impl<'a> Reader<'a> {
 pub fn write_cached(path: &Path, key: &str, s: &Split) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("cache"),
-        std::process::id()
-    ));
+    let tmp = crate::fsio::temp_path(dir);
     let res = (|| {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         f.write_all(CACHE_MAGIC)?;

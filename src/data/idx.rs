@@ -38,18 +38,78 @@ fn find(dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-/// The file's bytes, gunzipped when it is gzip.
-fn read_maybe_gz(ds: &str, path: &Path) -> Result<Vec<u8>> {
+/// The largest IDX file accepted, inflated: 4 GiB (MNIST's training images are 47 MB).
+const MAX_IDX_BYTES: u64 = 4 << 30;
+
+/// An IDX file's bytes, gunzipped when it is gzip. The header (`header` bytes) is read first;
+/// `payload` turns it into the payload size it promises (or an error), and the file is inflated
+/// no further than header plus payload, so a crafted header or a compression bomb never makes
+/// it allocate more than the header's checked promise.
+fn read_idx_file(
+    ds: &str,
+    path: &Path,
+    header: usize,
+    payload: impl Fn(&[u8]) -> std::result::Result<u64, String>,
+) -> Result<Vec<u8>> {
     let raw = read_file(ds, path, LAYOUT)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
+    let gz = raw.starts_with(&[0x1f, 0x8b]);
+    let head: Vec<u8> = if gz {
+        let mut h = Vec::with_capacity(header);
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .take(header as u64)
+            .read_to_end(&mut h)
             .map_err(|e| bad_file(ds, path, format!("not a valid gzip file ({e})"), LAYOUT))?;
-        Ok(out)
+        h
     } else {
-        Ok(raw)
+        raw[..raw.len().min(header)].to_vec()
+    };
+    if head.len() < header {
+        return Err(bad_file(
+            ds,
+            path,
+            format!(
+                "{} bytes is shorter than the {header}-byte IDX header",
+                head.len()
+            ),
+            LAYOUT,
+        ));
     }
+    let want = payload(&head)
+        .and_then(|p| {
+            p.checked_add(header as u64)
+                .filter(|&w| w <= MAX_IDX_BYTES)
+                .ok_or_else(|| {
+                    format!(
+                        "the header promises {p} payload bytes (allowed: at most {MAX_IDX_BYTES})"
+                    )
+                })
+        })
+        .map_err(|what| bad_file(ds, path, what, LAYOUT))?;
+    let bytes = if gz {
+        crate::fsio::gunzip_bounded(&raw, want).map_err(|what| {
+            bad_file(
+                ds,
+                path,
+                format!("{what}; the header promises {want}"),
+                LAYOUT,
+            )
+        })?
+    } else {
+        raw
+    };
+    if bytes.len() as u64 != want {
+        return Err(bad_file(
+            ds,
+            path,
+            format!(
+                "payload is {} bytes, the header says {}",
+                bytes.len() - header,
+                want - header as u64
+            ),
+            LAYOUT,
+        ));
+    }
+    Ok(bytes)
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {
@@ -58,83 +118,39 @@ fn be32(b: &[u8], at: usize) -> u32 {
 
 /// Reads an IDX image file and its label file into a `[n, 1, rows, cols]` split in [0, 1].
 pub(crate) fn read_idx_pair(ds: &str, images: &Path, labels: &Path) -> Result<Split> {
-    let im = read_maybe_gz(ds, images)?;
-    if im.len() < 16 {
-        return Err(bad_file(
-            ds,
-            images,
-            format!(
-                "{} bytes is shorter than the 16-byte IDX image header",
-                im.len()
-            ),
-            LAYOUT,
-        ));
-    }
-    let magic = be32(&im, 0);
-    if magic != 2051 {
-        return Err(bad_file(
-            ds,
-            images,
-            format!("magic {magic} is not 2051 (IDX unsigned-byte images)"),
-            LAYOUT,
-        ));
-    }
+    let im = read_idx_file(ds, images, 16, |h| {
+        let magic = be32(h, 0);
+        if magic != 2051 {
+            return Err(format!(
+                "magic {magic} is not 2051 (IDX unsigned-byte images)"
+            ));
+        }
+        let (n, rows, cols) = (be32(h, 4) as u64, be32(h, 8) as u64, be32(h, 12) as u64);
+        n.checked_mul(rows)
+            .and_then(|v| v.checked_mul(cols))
+            .ok_or_else(|| format!("header says {n} images of {rows}x{cols}, which overflows"))
+    })?;
     let (n, rows, cols) = (
         be32(&im, 4) as usize,
         be32(&im, 8) as usize,
         be32(&im, 12) as usize,
     );
-    let want = n as u64 * rows as u64 * cols as u64 + 16;
-    if im.len() as u64 != want {
-        return Err(bad_file(
-            ds,
-            images,
-            format!(
-                "payload is {} bytes, the header ({n} images of {rows}x{cols}) says {}",
-                im.len() - 16,
-                want - 16
-            ),
-            LAYOUT,
-        ));
-    }
-    let lb = read_maybe_gz(ds, labels)?;
-    if lb.len() < 8 {
-        return Err(bad_file(
-            ds,
-            labels,
-            format!(
-                "{} bytes is shorter than the 8-byte IDX label header",
-                lb.len()
-            ),
-            LAYOUT,
-        ));
-    }
-    let magic = be32(&lb, 0);
-    if magic != 2049 {
-        return Err(bad_file(
-            ds,
-            labels,
-            format!("magic {magic} is not 2049 (IDX unsigned-byte labels)"),
-            LAYOUT,
-        ));
-    }
-    let nl = be32(&lb, 4) as usize;
-    if nl != n {
-        return Err(bad_file(
-            ds,
-            labels,
-            format!("{nl} labels but {} holds {n} images", images.display()),
-            LAYOUT,
-        ));
-    }
-    if lb.len() != 8 + n {
-        return Err(bad_file(
-            ds,
-            labels,
-            format!("payload is {} bytes, the header says {n}", lb.len() - 8),
-            LAYOUT,
-        ));
-    }
+    let lb = read_idx_file(ds, labels, 8, |h| {
+        let magic = be32(h, 0);
+        if magic != 2049 {
+            return Err(format!(
+                "magic {magic} is not 2049 (IDX unsigned-byte labels)"
+            ));
+        }
+        let nl = be32(h, 4) as u64;
+        if nl != n as u64 {
+            return Err(format!(
+                "{nl} labels but {} holds {n} images",
+                images.display()
+            ));
+        }
+        Ok(nl)
+    })?;
     if let Some(&l) = lb[8..].iter().find(|&&l| l > 9) {
         return Err(bad_file(
             ds,

@@ -280,8 +280,18 @@ pub fn load(name: &str, opts: &DataOptions) -> Result<Dataset> {
             "{name}: timesteps must be at least 1"
         )));
     }
-    if opts.size == Some(0) {
-        return Err(Error::input(format!("{name}: size must be at least 1")));
+    let max = crate::config::MAX_INPUT_SIZE;
+    if let Some(size) = opts.size.filter(|s| !(1..=max).contains(s)) {
+        return Err(Error::input(format!(
+            "{name}: input size {size} (allowed: 1..={max})"
+        )));
+    }
+    if opts.timesteps > crate::genome::MAX_TIMESTEPS {
+        return Err(Error::input(format!(
+            "{name}: timesteps {} (allowed: 1..={})",
+            opts.timesteps,
+            crate::genome::MAX_TIMESTEPS
+        )));
     }
     (entry.load)(opts)
 }
@@ -299,11 +309,18 @@ pub(crate) fn bad_file(dataset: &str, path: &Path, what: impl Display, layout: &
 
 /// Reads a whole file; a missing or unreadable file is an `Error::Input` naming the layout.
 pub(crate) fn read_file(dataset: &str, path: &Path, layout: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        let what = if e.kind() == std::io::ErrorKind::NotFound {
-            "file not found".to_string()
-        } else {
-            format!("cannot read: {e}")
+    crate::fsio::read_bounded(path, crate::fsio::MAX_DATA_BYTES, "dataset file").map_err(|e| {
+        let what = match &e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                "file not found".to_string()
+            }
+            Error::Io { source, .. } => format!("cannot read: {source}"),
+            // The bounded reader's own message already names the path.
+            other => {
+                let m = other.to_string();
+                let prefix = format!("{}: ", path.display());
+                m.strip_prefix(&prefix).map(str::to_string).unwrap_or(m)
+            }
         };
         bad_file(dataset, path, what, layout)
     })

@@ -327,6 +327,66 @@ fn idx_malformed_files_name_the_path() {
     assert!(m.contains("--data-dir"), "{m}");
 }
 
+#[test]
+fn idx_headers_are_checked_before_anything_is_allocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_idx_set(dir, 20, 10);
+    let p = dir.join("train-images-idx3-ubyte.gz");
+    // Sizes whose product overflows 64 bits: one line, no panic.
+    let mut h = Vec::new();
+    for v in [2051u32, u32::MAX, u32::MAX, u32::MAX] {
+        h.extend_from_slice(&v.to_be_bytes());
+    }
+    gz(&p, &h);
+    let m = input_err(load("mnist", &opts(Some(dir))));
+    assert!(m.contains("overflows"), "{m}");
+    // A product that fits but is far beyond any real file.
+    let mut h = Vec::new();
+    for v in [2051u32, 1 << 20, 1 << 10, 1 << 10] {
+        h.extend_from_slice(&v.to_be_bytes());
+    }
+    gz(&p, &h);
+    let m = input_err(load("mnist", &opts(Some(dir))));
+    assert!(m.contains("allowed: at most"), "{m}");
+    // A compression bomb: the header promises 320 bytes, the stream inflates to 64 MiB; it is
+    // refused after 337 bytes of output.
+    let mut bomb = idx_images(20, 4, 4, 2051);
+    bomb.resize(64 << 20, 0);
+    gz(&p, &bomb);
+    let m = input_err(load("mnist", &opts(Some(dir))));
+    assert!(m.contains("inflates to more than 336 bytes"), "{m}");
+}
+
+#[test]
+fn random_idx_files_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_idx_set(dir, 20, 10);
+    let images = dir.join("t10k-images-idx3-ubyte");
+    let labels = dir.join("t10k-labels-idx1-ubyte.gz");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for case in 0..400 {
+        // A valid header with random fields replaced, then a random payload length.
+        let mut b = idx_images(3, 4, 4, 2051);
+        for _ in 0..rng.random_range(1..4) {
+            let at = rng.random_range(0..16);
+            b[at] = if rng.random_bool(0.5) {
+                rng.random()
+            } else {
+                0xff
+            };
+        }
+        b.truncate(rng.random_range(0..b.len() + 1));
+        std::fs::write(&images, &b).unwrap();
+        match idx::read_idx_pair("mnist", &images, &labels) {
+            Ok(s) => assert_eq!(s.x.len(), s.n * s.h * s.w, "case {case}"),
+            Err(e) => assert!(matches!(e, crate::Error::Input(_)), "case {case}: {e}"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // CIFAR
 

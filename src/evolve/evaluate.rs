@@ -299,17 +299,40 @@ pub trait SpikeBackend {
             batches,
             plan.spec.timesteps,
             surrogate,
+            crate::cpu::Kernels::Fast,
         ))
     }
 }
 
-/// The CPU reference executor as a [`SpikeBackend`].
+/// The CPU executor as a [`SpikeBackend`].
 #[derive(Clone, Debug, Default)]
-pub struct CpuBackend;
+pub struct CpuBackend {
+    /// Convolution implementation: the fast one, or the reference loops (bit-equal statistics
+    /// with the GPU engine).
+    pub kernels: crate::cpu::Kernels,
+}
 
 impl SpikeBackend for CpuBackend {
     fn device(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn gradients(
+        &mut self,
+        plan: &Plan,
+        weight_seed: u64,
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: crate::cpu::grad::Surrogate,
+    ) -> std::result::Result<Vec<Vec<f32>>, String> {
+        let params = init_params(plan, weight_seed);
+        Ok(super::gradient::cpu_gradients(
+            plan,
+            &params,
+            batches,
+            plan.spec.timesteps,
+            surrogate,
+            self.kernels,
+        ))
     }
 
     fn run(
@@ -325,6 +348,7 @@ impl SpikeBackend for CpuBackend {
         let t0 = Instant::now();
         let mut opts = ForwardOptions::new(plan.spec.timesteps, batch.len());
         opts.record_spikes = true;
+        opts.kernels = self.kernels;
         let out = forward(plan, &params, &batch.input, &opts);
         add_time(timings, "forward", t0);
         let t0 = Instant::now();
@@ -418,7 +442,15 @@ pub type CpuEvaluator = ScoringEvaluator<CpuBackend>;
 
 impl CpuEvaluator {
     pub fn cpu(settings: EvalSettings, probe: Probe) -> Result<Self> {
-        ScoringEvaluator::new(CpuBackend, settings, probe)
+        ScoringEvaluator::new(CpuBackend::default(), settings, probe)
+    }
+
+    /// With the reference convolution loops: spike statistics bit-equal with the GPU engine's.
+    pub fn cpu_reference(settings: EvalSettings, probe: Probe) -> Result<Self> {
+        let backend = CpuBackend {
+            kernels: crate::cpu::Kernels::Reference,
+        };
+        ScoringEvaluator::new(backend, settings, probe)
     }
 }
 
@@ -466,6 +498,12 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
             }
         };
         add_time(&mut timings, "compile", t0);
+        if let Err(e) = plan.check_workload(self.probe.batch_size(), self.probe.timesteps) {
+            let mut ev =
+                Evaluation::worst(genome, &s.scores, Status::Failed, format!("probe: {e}"));
+            ev.timings = timings;
+            return ev;
+        }
 
         let spike_scores: Vec<&String> = s
             .scores
@@ -711,7 +749,7 @@ pub fn cpu_probe_stats(
     )
     .map_err(|e| Error::input(format!("genome does not compile: {e}")))?;
     let mut timings = BTreeMap::new();
-    let out = CpuBackend
+    let out = CpuBackend::default()
         .run(&plan, weight_seed(settings.seed, 0), batch, &mut timings)
         .map_err(Error::input)?;
     let (ordered, _) = order_for_scores(&plan, out.stats);

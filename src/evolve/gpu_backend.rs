@@ -111,6 +111,7 @@ impl SpikeBackend for GpuBackend {
                 batches,
                 plan.spec.timesteps,
                 surrogate,
+                crate::cpu::Kernels::Fast,
             )),
         }
     }

@@ -47,13 +47,14 @@ pub fn mini_batches(batch: &ProbeBatch, t: usize, m: usize) -> Vec<(Vec<f32>, Ve
 }
 
 /// The cross-entropy gradient (no label smoothing) of every mini-batch at the weights `params`,
-/// on the CPU reference.
+/// on the CPU engine with the given convolution implementation.
 pub fn cpu_gradients(
     plan: &Plan,
     params: &[f32],
     batches: &[(Vec<f32>, Vec<u16>)],
     t: usize,
     surrogate: Surrogate,
+    kernels: crate::cpu::Kernels,
 ) -> Vec<Vec<f32>> {
     let k = plan.spec.classes;
     batches
@@ -67,7 +68,10 @@ pub fn cpu_gradients(
                 labels.len(),
                 LifParams::default(),
                 train::BN_EPS,
-                backprop::Hooks::default(),
+                backprop::Hooks {
+                    kernels,
+                    ..backprop::Hooks::default()
+                },
             );
             let (_, gl) = softmax_cross_entropy(tape.logits(plan), labels, k, 0.0);
             backprop::backward(
@@ -95,7 +99,8 @@ pub fn gradient_scores(
     let t = probe.timesteps;
     let params = init_params(plan, wseed);
     let batches = mini_batches(&probe.batches[0], t, mini_batches_n);
-    scores_of(plan, &cpu_gradients(plan, &params, &batches, t, surrogate))
+    let g = cpu_gradients(plan, &params, &batches, t, surrogate, Default::default());
+    scores_of(plan, &g)
 }
 
 /// ZiCo and `grad_norm` from the mini-batch gradients.

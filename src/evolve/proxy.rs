@@ -212,7 +212,7 @@ fn row_line(r: &Row) -> String {
 
 /// Reads `proxy.csv` (rows written by [`run`] with the same number of training seeds).
 pub fn read_csv(path: &Path, train_seeds: usize) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::fsio::read_text(path, "score table")?;
     let mut lines = text.lines();
     let want = header(train_seeds);
     match lines.next() {
@@ -469,7 +469,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Resu
             text.push_str(&row_line(r));
             text.push('\n');
         }
-        std::fs::write(&csv, text).map_err(|e| Error::io(&csv, e))?;
+        crate::fsio::write_atomic(&csv, text.as_bytes())?;
     }
     let mut genome_lines = String::new();
     for g in &genomes {
@@ -482,7 +482,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Resu
         genome_lines.push('\n');
     }
     let gpath = opts.out.join("genomes.jsonl");
-    std::fs::write(&gpath, genome_lines).map_err(|e| Error::io(&gpath, e))?;
+    crate::fsio::write_atomic(&gpath, genome_lines.as_bytes())?;
     if done.len() >= opts.archs {
         log(&format!("all {} architectures already done", opts.archs));
         rows.sort_by_key(|r| r.index);
@@ -880,9 +880,9 @@ pub fn markdown(s: &Summary, title: &str) -> String {
 pub fn write_report(rows: &[Row], summary: &Summary, out: &Path, title: &str) -> Result<()> {
     let json = serde_json::to_string_pretty(summary).expect("summary JSON");
     let p = out.join("summary.json");
-    std::fs::write(&p, json).map_err(|e| Error::io(&p, e))?;
+    crate::fsio::write_atomic(&p, json.as_bytes())?;
     let p = out.join("summary.md");
-    std::fs::write(&p, markdown(summary, title)).map_err(|e| Error::io(&p, e))?;
+    crate::fsio::write_atomic(&p, markdown(summary, title).as_bytes())?;
     let table = score_table(rows);
     let acc: Vec<f64> = rows.iter().map(|r| r.val_mean()).collect();
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();

@@ -279,7 +279,7 @@ pub fn merge(path: &Path, rows: &mut [Row]) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::fsio::read_text(path, "score table")?;
     let mut lines = text.lines();
     let want = format!("index,key_hash,{}", EXTRA_SCORES.join(","));
     if lines.next() != Some(want.as_str()) {

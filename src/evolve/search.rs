@@ -94,6 +94,18 @@ pub fn load_data(cfg: &Config) -> Result<Dataset> {
 /// Evaluation settings and the probe of a configuration (loads the dataset).
 pub fn prepare(cfg: &Config, scores: Vec<String>) -> Result<(EvalSettings, Probe, Dataset)> {
     let ds = load_data(cfg)?;
+    // Every candidate halves the input once per reduction cell: an input smaller than that
+    // would fail every evaluation, so it is refused before any work.
+    let reductions = cfg.space.layout.chars().filter(|&c| c == 'R').count() as u32;
+    let side = ds.spec.height.min(ds.spec.width);
+    if reductions > 0 && side.checked_shr(reductions).unwrap_or(0) == 0 {
+        return Err(Error::input(format!(
+            "data.size: {side}x{side} inputs are too small for layout '{}' ({reductions} \
+             reduction cells halve them to nothing; allowed: a side of at least {})",
+            cfg.space.layout,
+            1u64 << reductions.min(63)
+        )));
+    }
     let probe = Probe::draw(
         &ds.train,
         cfg.search.probe_size,
@@ -324,6 +336,19 @@ pub fn run(
             interrupted = true;
             break;
         };
+        if !ctx.used.iter().any(|e| e.status == Status::Ok) {
+            // Nothing to select from: stop instead of searching on (and naming a failed genome
+            // the best).
+            let first = ctx.used.first();
+            return Err(Error::input(format!(
+                "all {} candidates up to generation {g} failed or were dead (the first: {}); the settings \
+                 cannot score these networks (no best.json was written)",
+                ctx.used.len(),
+                first
+                    .and_then(|e| e.reason.clone())
+                    .unwrap_or_else(|| "no reason recorded".into())
+            )));
+        }
         let mut merged = population;
         merged.extend(
             vectors
@@ -594,4 +619,63 @@ pub fn score_line(scores: &BTreeMap<String, f64>) -> String {
         .map(|(k, v)| format!("{k}={v:.4}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails every genome, as a network too large for the probe would.
+    struct FailAll(EvalSettings);
+
+    impl Evaluator for FailAll {
+        fn device(&self) -> String {
+            "none".into()
+        }
+        fn settings(&self) -> &EvalSettings {
+            &self.0
+        }
+        fn evaluate(&mut self, genomes: &[Genome]) -> Vec<Evaluation> {
+            genomes
+                .iter()
+                .map(|g| Evaluation::worst(g, &self.0.scores, Status::Failed, "too large".into()))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_search_in_which_every_candidate_fails_is_an_error_without_best_json() {
+        let cfg = crate::config::preset("tiny").unwrap();
+        let (settings, _, _) = prepare(&cfg, search_scores(&cfg).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = RunDir::create(dir.path(), &cfg).unwrap();
+        let e = super::run(
+            &cfg,
+            &mut run,
+            &mut FailAll(settings),
+            Vec::new(),
+            &AtomicBool::new(false),
+            &mut Quiet,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("all 4 candidates up to generation 0 failed") && e.contains("too large"),
+            "{e}"
+        );
+        assert!(!dir.path().join(run_dir::BEST).exists());
+    }
+
+    #[test]
+    fn inputs_too_small_for_the_layout_are_refused_before_work() {
+        let mut cfg = crate::config::preset("tiny").unwrap();
+        cfg.data.size = Some(1);
+        let e = prepare(&cfg, search_scores(&cfg).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data.size: 1x1") && e.contains("at least 2"),
+            "{e}"
+        );
+    }
 }

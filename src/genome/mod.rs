@@ -15,7 +15,7 @@ pub mod motifs;
 mod space;
 
 pub use motifs::{EdgeKind, MotifGraph};
-pub use space::{Freeze, SearchSpace};
+pub use space::{Freeze, SearchSpace, MAX_TIMESTEPS};
 
 use serde::{Deserialize, Serialize};
 

@@ -5,6 +5,9 @@ use super::{motifs, parse_layout, CellGene, CellKind, Genome, MicroVariant};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+/// The most time steps T of any network.
+pub const MAX_TIMESTEPS: usize = 64;
+
 /// Scales held fixed (for ablations). A frozen scale keeps its default: micro genes 0 (kernel 3,
 /// template sign), the first allowed motif, the largest allowed k with the k immediately
 /// preceding outputs as sources.
@@ -98,8 +101,11 @@ impl SearchSpace {
                 self.width
             ));
         }
-        if self.timesteps == 0 || self.timesteps > 64 {
-            errs.push(format!("timesteps: {} (allowed: 1..=64)", self.timesteps));
+        if self.timesteps == 0 || self.timesteps > MAX_TIMESTEPS {
+            errs.push(format!(
+                "timesteps: {} (allowed: 1..={MAX_TIMESTEPS})",
+                self.timesteps
+            ));
         }
         if self.reduce_kernel != 1 && self.reduce_kernel != 3 {
             errs.push(format!(

@@ -391,6 +391,9 @@ impl Builder {
     }
 }
 
+/// The most activation memory one forward pass or training step may need: 32 GiB.
+pub const MAX_WORKLOAD_BYTES: u64 = 32 << 30;
+
 impl Plan {
     /// Compile a genome for a data spec, base width C and factorised-reduce kernel (1 or 3).
     pub fn compile(
@@ -633,6 +636,28 @@ impl Plan {
     /// Floats of activation memory per sample per time step if every tensor were kept.
     pub fn activation_floats(&self) -> usize {
         self.tensors.iter().map(|t| t.sample_len()).sum()
+    }
+
+    /// Refuses a workload whose activations (every tensor kept for `batch` samples over
+    /// `timesteps` steps, as a training step keeps them) would need more than
+    /// [`MAX_WORKLOAD_BYTES`]; checked before anything is allocated.
+    pub fn check_workload(&self, batch: usize, timesteps: usize) -> Result<(), String> {
+        let bytes = (self.activation_floats() as u64)
+            .checked_mul(batch as u64)
+            .and_then(|v| v.checked_mul(timesteps as u64))
+            .and_then(|v| v.checked_mul(4));
+        match bytes {
+            Some(b) if b <= MAX_WORKLOAD_BYTES => Ok(()),
+            _ => Err(format!(
+                "batch {batch} over {timesteps} time steps needs {} of activations \
+                 (allowed: at most {} GiB; lower the batch, the input size, the width or T)",
+                match bytes {
+                    Some(b) => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+                    None => "more than 2^64 bytes".to_string(),
+                },
+                MAX_WORKLOAD_BYTES >> 30
+            )),
+        }
     }
 }
 

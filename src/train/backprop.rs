@@ -12,11 +12,11 @@
 
 use crate::cpu::executor::apply_op;
 use crate::cpu::grad::{
-    bn_backward, concat_backward, conv2d_backward_input, conv2d_backward_weight,
-    global_avg_pool_backward, lif_backward, linear_backward, mean_time_backward, Surrogate,
+    bn_backward, concat_backward, global_avg_pool_backward, lif_backward, linear_backward,
+    mean_time_backward, Surrogate,
 };
 use crate::cpu::{
-    add_into, bn_apply, bn_stats, lif_membrane, ConvShape, Gate as CpuGate, LifParams,
+    add_into, bn_apply, bn_stats, lif_membrane, ConvShape, Gate as CpuGate, Kernels, LifParams,
 };
 use crate::plan::{Op, Plan};
 
@@ -33,6 +33,8 @@ pub struct Tape {
     pub bn_stats: Vec<(Vec<f32>, Vec<f32>)>,
     /// Spike count of every population.
     pub spike_counts: Vec<u64>,
+    /// The convolution implementation of the forward pass; the reverse pass uses the same.
+    pub kernels: Kernels,
 }
 
 impl Tape {
@@ -56,6 +58,9 @@ pub type GateOverride<'a> = &'a dyn Fn(usize, &mut [f32]);
 pub struct Hooks<'a> {
     pub spikes: Option<SpikeOverride<'a>>,
     pub gates: Option<GateOverride<'a>>,
+    /// Convolution implementation (default: the fast one; the reference loops for bit-equal
+    /// parity with the GPU trainer).
+    pub kernels: Kernels,
 }
 
 /// Forward pass with batch statistics, keeping every tensor. `input` is `[T, B, C, H, W]` (or
@@ -144,7 +149,8 @@ pub fn forward_tape(
                 stats[*bn] = (mean, var);
                 y
             }
-            _ => apply_op(plan, params, op, t, batch, get).expect("an op without state"),
+            _ => apply_op(plan, params, op, t, batch, hooks.kernels, get)
+                .expect("an op without state"),
         };
         tensors[op.output()] = Some(y);
     }
@@ -155,6 +161,7 @@ pub fn forward_tape(
         v_pre,
         bn_stats: stats,
         spike_counts,
+        kernels: hooks.kernels,
     }
 }
 
@@ -284,11 +291,17 @@ pub fn backward(
             Op::Conv { x, weight, .. } => {
                 let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
                 let mut gw = vec![0.0; shape.weight_len()];
-                conv2d_backward_weight(get(*x), &gy, &shape, &mut gw);
+                tape.kernels
+                    .conv2d_backward_weight(get(*x), &gy, &shape, &mut gw);
                 gparams[range(*weight)].copy_from_slice(&gw);
                 if *x != plan.input {
                     let mut gx = vec![0.0; shape.in_len()];
-                    conv2d_backward_input(&gy, &params[range(*weight)], &shape, &mut gx);
+                    tape.kernels.conv2d_backward_input(
+                        &gy,
+                        &params[range(*weight)],
+                        &shape,
+                        &mut gx,
+                    );
                     accumulate(&mut grads, *x, gx);
                 }
             }

@@ -7,7 +7,11 @@
 //! bytes 20..20+L  the header (UTF-8 JSON, [`Meta`]): genome, plan, training config, dataset,
 //!               seed, epoch, history, optimiser step, and the list of sections
 //! then          each section in the header's order: `len` f32 little-endian values
+//! last 32 bytes SHA-256 of every byte before them (format version 2)
 //! ```
+//!
+//! A file whose checksum does not match (a flipped bit, a torn copy) is refused with one line;
+//! version-1 files (no checksum) are still read.
 //!
 //! A *model* checkpoint (`model.ckpt`) holds the sections `params`, `bn_mean`, `bn_var` (the best
 //! epoch's weights and batch-norm running statistics, each layer's channels in plan order). A
@@ -23,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"MSENASCK";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Bytes of the SHA-256 trailer.
+const SUM: usize = 32;
 
 /// Reads a JSON number, or `null` (how serde_json writes NaN and infinities) as NaN.
 pub fn de_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
@@ -96,7 +102,15 @@ impl Checkpoint {
     /// A section that must exist with a given length.
     pub fn need(&self, name: &str, len: usize, path: &Path) -> Result<Vec<f32>> {
         match self.section(name) {
-            Some(v) if v.len() == len => Ok(v.to_vec()),
+            Some(v) if v.len() == len => match v.iter().position(|x| !x.is_finite()) {
+                None => Ok(v.to_vec()),
+                Some(i) => Err(Error::input(format!(
+                    "{}: section '{name}' holds a non-finite value ({}) at index {i}; the \
+                     checkpoint cannot be used",
+                    path.display(),
+                    v[i]
+                ))),
+            },
             Some(v) => Err(Error::input(format!(
                 "{}: section '{name}' has {} values, the plan needs {len}",
                 path.display(),
@@ -133,6 +147,9 @@ impl Checkpoint {
                 out.extend_from_slice(&x.to_le_bytes());
             }
         }
+        use sha2::Digest as _;
+        let sum = sha2::Sha256::digest(&out);
+        out.extend_from_slice(&sum);
         out
     }
 
@@ -147,15 +164,35 @@ impl Checkpoint {
             return Err(bad("not a checkpoint file"));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-        if version != VERSION {
-            return Err(bad(&format!(
-                "format version {version}, this build reads {VERSION}"
-            )));
-        }
-        let hlen = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
-        let body = bytes
-            .get(20..20usize.saturating_add(hlen))
+        let bytes = match version {
+            1 => bytes,
+            VERSION => {
+                use sha2::Digest as _;
+                if bytes.len() < 20 + SUM {
+                    return Err(bad("truncated: no checksum"));
+                }
+                let (body, sum) = bytes.split_at(bytes.len() - SUM);
+                if sha2::Sha256::digest(body).as_slice() != sum {
+                    return Err(Error::input(format!(
+                        "{}: checksum mismatch: the file is corrupted or was changed after it \
+                         was written (restore it, or start the run again)",
+                        path.display()
+                    )));
+                }
+                body
+            }
+            _ => {
+                return Err(bad(&format!(
+                    "format version {version}, this build reads 1 and {VERSION}"
+                )))
+            }
+        };
+        let hlen = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
+        let hlen = usize::try_from(hlen)
+            .ok()
+            .filter(|&h| h <= bytes.len() - 20)
             .ok_or_else(|| bad("truncated header"))?;
+        let body = &bytes[20..20 + hlen];
         let meta: Meta = serde_json::from_slice(body).map_err(|e| bad(&format!("header: {e}")))?;
         let mut at = 20 + hlen;
         let mut sections = Vec::with_capacity(meta.sections.len());
@@ -183,7 +220,7 @@ impl Checkpoint {
     }
 
     pub fn read(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::fsio::read_bounded(path, crate::fsio::MAX_DATA_BYTES, "checkpoint")?;
         Checkpoint::from_bytes(&bytes, path)
     }
 }

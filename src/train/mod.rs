@@ -361,13 +361,26 @@ pub fn train_with(
     let plan = &net.plan;
     let st = settings(cfg)?;
     check_spec(plan, ds)?;
-    if ds.train.is_empty() {
-        return Err(Error::input(format!(
-            "dataset '{}' has no training samples",
-            ds.name
-        )));
+    for (split, s) in [
+        ("training", &ds.train),
+        ("validation", &ds.val),
+        ("test", &ds.test),
+    ] {
+        if s.is_empty() {
+            return Err(Error::input(format!(
+                "dataset '{}' has no {split} samples (training needs all three splits)",
+                ds.name
+            )));
+        }
     }
+    if cfg.batch_size == 0 {
+        return Err(Error::input("train.batch_size: 0 (allowed: >= 1)"));
+    }
+    plan.check_workload(cfg.batch_size.min(ds.train.len()), plan.spec.timesteps)
+        .map_err(|e| Error::input(format!("train.batch_size: {e}")))?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    // One process per training folder.
+    let _lock = crate::fsio::DirLock::acquire(out_dir)?;
     let genome_json: Option<serde_json::Value> = net
         .genome
         .as_ref()
@@ -462,6 +475,9 @@ pub fn train_with(
                 let labels = ds.train.labels_of(chunk);
                 lr = lr_at(peak, s.opt.step, total_steps, warmup);
                 let out = g.step(&x, &labels, lr)?;
+                if !out.loss.is_finite() {
+                    return Err(diverged(out_dir, s.epoch, s.opt.step, "the loss", out.loss));
+                }
                 correct += count_correct(&out.logits, &labels, k);
                 loss_sum += out.loss * b as f64;
                 seen += b;
@@ -489,6 +505,15 @@ pub fn train_with(
             let labels = ds.train.labels_of(chunk);
             let logits = tape.logits(plan);
             let (loss, gl) = st.loss.eval(logits, &labels, k, cfg.label_smoothing);
+            if !loss.is_finite() {
+                return Err(diverged(
+                    out_dir,
+                    s.epoch,
+                    s.opt.step,
+                    "the loss",
+                    loss as f64,
+                ));
+            }
             correct += count_correct(logits, &labels, k);
             loss_sum += f64::from(loss) * b as f64;
             seen += b;
@@ -525,6 +550,15 @@ pub fn train_with(
             s.opt.m = state.adam_m;
             s.opt.v = state.adam_v;
             s.bn = state.bn;
+        }
+        if let Some(i) = s.params.iter().position(|v| !v.is_finite()) {
+            return Err(diverged(
+                out_dir,
+                s.epoch,
+                s.opt.step,
+                &format!("weight {i}"),
+                s.params[i] as f64,
+            ));
         }
         let (val_loss, val_acc) = match gpu.as_mut() {
             Some(g) => gpu_evaluate_split(g, &ds.val, st.loss, cfg.label_smoothing)?,
@@ -695,6 +729,17 @@ fn state_checkpoint(meta: Meta, s: &State) -> Checkpoint {
         ("best_bn_var".into(), bv),
     ]);
     ck
+}
+
+/// Training stopped on a non-finite number: the error says where and what is kept.
+fn diverged(out_dir: &Path, epoch: usize, step: u64, what: &str, value: f64) -> Error {
+    Error::Diverged(format!(
+        "training diverged in epoch {} (optimiser step {step}): {what} is {value}; nothing of \
+         this epoch was saved ({} holds the state after epoch {epoch}); lower train.lr or \
+         change the network",
+        epoch + 1,
+        out_dir.join("state.ckpt").display()
+    ))
 }
 
 fn load_state(
