@@ -30,7 +30,7 @@ pub enum Command {
     Devices(devices::Args),
     /// Describe a genome: cells, motifs, edges, wiring, parameter count; `--plot` draws it.
     Show(show::Args),
-    /// Run the CPU reference on test images: firing rate of every population, time taken;
+    /// Run a forward pass on test images (CPU engine): firing rate of every population, time taken;
     /// `--dump DIR` writes plan, weights, input, logits and spikes for cross-checks.
     Forward(forward::Args),
     /// The whole job: search, train the best genome, evaluate it, write report.md.
@@ -39,7 +39,7 @@ pub enum Command {
     Score(score::Args),
     /// Search architectures with NSGA-II and a training-free fitness; writes a run folder.
     Search(search::Args),
-    /// Train a genome on a dataset (backpropagation through time, CPU reference).
+    /// Train a genome on a dataset (backpropagation through time, CPU engine or GPU).
     Train(train::Args),
     /// Accuracy, firing rates, synaptic operations, energy and noise robustness of a trained network.
     Evaluate(evaluate::Args),

@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// auto, cpu, gpu or part of an adapter name: the search's scoring device and the training
-    /// device (auto trains on a hardware GPU when there is one, else on the CPU reference).
+    /// device (auto trains on a hardware GPU when there is one, else on the CPU engine).
     #[arg(long)]
     pub device: Option<String>,
     /// The run's seed.
@@ -184,7 +184,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         train_s,
         &match &opts.gpu {
             Some(ctx) => format!("{} ({:?})", ctx.info.name, ctx.info.backend),
-            None => "the CPU reference".to_string(),
+            None => "the CPU engine".to_string(),
         },
         started.elapsed().as_secs_f64(),
     )?;

@@ -1,5 +1,5 @@
 //! `msenas train`: train a genome (or a search run's best genome) on a dataset with
-//! backpropagation through time, on the CPU reference or a GPU (`--device`).
+//! backpropagation through time, on the CPU engine or a GPU (`--device`).
 
 use crate::config::{self, Config};
 use crate::data::{self, DataOptions};
@@ -153,10 +153,7 @@ fn options(a: &Args) -> anyhow::Result<train::RunOptions> {
 fn device_name(opts: &train::RunOptions) -> String {
     match &opts.gpu {
         Some(ctx) => format!("{} ({:?})", ctx.info.name, ctx.info.backend),
-        None => format!(
-            "the CPU reference ({} threads)",
-            rayon::current_num_threads()
-        ),
+        None => format!("the CPU engine ({} threads)", rayon::current_num_threads()),
     }
 }
 
