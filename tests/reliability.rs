@@ -313,6 +313,25 @@ fn run_folders_keep_their_settings_and_are_never_shortened() {
         "train.epochs (1 -> 2)",
     );
     ok(&run_base, d);
+    // The result file is not trusted: a finished training folder resumes to its end from its
+    // checkpoint and writes the result again.
+    let result = d.join("j").join("train").join("result.json");
+    let good = std::fs::read_to_string(&result).unwrap();
+    std::fs::write(
+        &result,
+        good.replace("\"test_acc\": 0.", "\"test_acc\": 0.0"),
+    )
+    .unwrap();
+    ok(&run_base, d);
+    let numbers = |text: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v.as_object_mut().unwrap().remove("wall_s");
+        v
+    };
+    assert_eq!(
+        numbers(&std::fs::read_to_string(&result).unwrap()),
+        numbers(&good)
+    );
 
     // A corrupted checkpoint: one line, exit 2.
     let ck = d.join("j").join("train").join("model.ckpt");

@@ -126,10 +126,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let t_search = Instant::now();
     super::search::run(search_args)?;
     let search_s = t_search.elapsed().as_secs_f64();
-    let cfg_path = search_dir.join(run_dir::CONFIG);
-    let text = crate::fsio::read_text(&cfg_path, "run config")?;
-    let cfg: Config = serde_json::from_str(&text)
-        .map_err(|e| crate::Error::input(format!("{}: {e}", cfg_path.display())))?;
+    let (cfg, _) = run_dir::read_settings(&search_dir)?;
     let genome = super::read_genome(&search_dir.join(run_dir::BEST))?;
 
     // 2. Train the best genome with the run's width, T and training settings.
@@ -149,17 +146,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let t_train = Instant::now();
-    let result = match crate::fsio::read_text(&train_dir.join("result.json"), "training result") {
-        Ok(text) if resume => match serde_json::from_str::<train::TrainResult>(&text) {
-            Ok(r) if r.test_acc.is_finite() => r,
-            _ => train::train_with(
-                &net, &ds, &cfg.train, cfg.seed, &train_dir, true, !a.quiet, &opts,
-            )?,
-        },
-        _ => train::train_with(
-            &net, &ds, &cfg.train, cfg.seed, &train_dir, resume, !a.quiet, &opts,
-        )?,
-    };
+    // A finished training folder resumes to its end at once (only the test split is evaluated
+    // again), so no result file is trusted without its checkpoint.
+    let result = train::train_with(
+        &net, &ds, &cfg.train, cfg.seed, &train_dir, resume, !a.quiet, &opts,
+    )?;
     let train_s = t_train.elapsed().as_secs_f64();
 
     // 3. Evaluate the best weights on the test split, clean and under noise.

@@ -163,10 +163,7 @@ fn run_config(p: &Path) -> crate::Result<Option<crate::config::Config>> {
     if !p.is_dir() || !path.exists() {
         return Ok(None);
     }
-    let text = crate::fsio::read_text(&path, "run config")?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::input(format!("{}: {e}", path.display())))
+    crate::evolve::run_dir::read_settings(p).map(|(cfg, _)| Some(cfg))
 }
 
 /// A genome file, or a run folder's best genome.

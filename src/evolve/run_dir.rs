@@ -234,43 +234,7 @@ impl RunDir {
             )));
         }
         let lock = DirLock::acquire(path)?;
-        let cfg_path = path.join(CONFIG);
-        let text = read_text(&cfg_path, "run config")?;
-        let cfg_value: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
-        let cfg: Config = serde_json::from_value(cfg_value.clone())
-            .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
-        cfg.validate()
-            .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
-        let man_path = path.join(MANIFEST);
-        // A folder written before run.json existed is adopted as it is; its log lines carry no
-        // checksums.
-        let checked = man_path.exists();
-        if checked {
-            let bad = |what: String| Error::input(format!("{}: {what}", man_path.display()));
-            let man: Value = serde_json::from_str(&read_text(&man_path, "run manifest")?)
-                .map_err(|e| bad(e.to_string()))?;
-            let settings = man
-                .get("settings")
-                .ok_or_else(|| bad("no `settings`".into()))?;
-            let digest = man.get("digest").and_then(Value::as_str).unwrap_or("");
-            if sha256_hex(settings.to_string().as_bytes()) != digest {
-                return Err(bad(
-                    "checksum mismatch: the settings record was changed or corrupted".into(),
-                ));
-            }
-            let mut diff = Vec::new();
-            differences(settings, &cfg_value, "", &mut diff);
-            if !diff.is_empty() {
-                return Err(Error::input(format!(
-                    "{}: changed since the run started: {}; a run continues only with the \
-                     settings it started with (restore them, or start a new run; --generations \
-                     may be raised on resume)",
-                    cfg_path.display(),
-                    diff.join(", ")
-                )));
-            }
-        }
+        let (cfg, checked) = read_settings(path)?;
         let log_path = path.join(EVALUATIONS);
         let bytes = match std::fs::metadata(&log_path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -345,6 +309,49 @@ impl RunDir {
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
+}
+
+/// A run folder's configuration, checked: a `config.json` that no longer holds the settings
+/// recorded in `run.json` (or a `run.json` whose digest does not match) is an error naming the
+/// file and each differing key. The flag says whether the folder has a `run.json` (folders
+/// written before it existed are read unchecked).
+pub fn read_settings(path: &Path) -> Result<(Config, bool)> {
+    let cfg_path = path.join(CONFIG);
+    let text = read_text(&cfg_path, "run config")?;
+    let cfg_value: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
+    let cfg: Config = serde_json::from_value(cfg_value.clone())
+        .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
+    cfg.validate()
+        .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
+    let man_path = path.join(MANIFEST);
+    let checked = man_path.exists();
+    if checked {
+        let bad = |what: String| Error::input(format!("{}: {what}", man_path.display()));
+        let man: Value = serde_json::from_str(&read_text(&man_path, "run manifest")?)
+            .map_err(|e| bad(e.to_string()))?;
+        let settings = man
+            .get("settings")
+            .ok_or_else(|| bad("no `settings`".into()))?;
+        let digest = man.get("digest").and_then(Value::as_str).unwrap_or("");
+        if sha256_hex(settings.to_string().as_bytes()) != digest {
+            return Err(bad(
+                "checksum mismatch: the settings record was changed or corrupted".into(),
+            ));
+        }
+        let mut diff = Vec::new();
+        differences(settings, &cfg_value, "", &mut diff);
+        if !diff.is_empty() {
+            return Err(Error::input(format!(
+                "{}: changed since the run started: {}; a run continues only with the \
+                 settings it started with (restore them, or start a new run; --generations \
+                 may be raised on resume)",
+                cfg_path.display(),
+                diff.join(", ")
+            )));
+        }
+    }
+    Ok((cfg, checked))
 }
 
 /// `population_<g>.json`.
