@@ -2,27 +2,10 @@
 //! bad input gives exit code 2, exactly one line on stderr and no output file.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_msenas");
-
-fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run msenas")
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let o = run(args, cwd);
-    assert!(
-        o.status.success(),
-        "msenas {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+mod cli_common;
+use cli_common::{ok, run};
+use std::process::Command;
 
 /// Files under `dir`, recursively, relative names sorted.
 fn listing(dir: &Path) -> Vec<PathBuf> {

@@ -5,27 +5,9 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_msenas");
-
-fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run msenas")
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let o = run(args, cwd);
-    assert!(
-        o.status.success(),
-        "msenas {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+mod cli_common;
+use cli_common::{ok, run};
 
 /// Files under `dir`, recursively, with their sizes and modification times: what a refused
 /// command must leave untouched (folders are listed without their times: taking a lock may

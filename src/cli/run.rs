@@ -78,12 +78,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
     // 1. Search (or continue it, with the same settings).
     let search_args = if search_dir.join(run_dir::CONFIG).exists() {
-        let cfg_path = search_dir.join(run_dir::CONFIG);
-        let held: serde_json::Value =
-            serde_json::from_str(&crate::fsio::read_text(&cfg_path, "run config")?)
-                .map_err(|e| crate::Error::input(format!("{}: {e}", cfg_path.display())))?;
-        let mut want: serde_json::Value =
-            serde_json::from_str(&resolved.to_json()).expect("config JSON parses");
+        let held = run_dir::settings_value(&run_dir::read_settings(&search_dir)?.0);
+        let mut want = run_dir::settings_value(&resolved);
         // The device may change between invocations; more generations continue the search.
         want["search"]["device"] = held["search"]["device"].clone();
         let generations = (want["search"]["generations"] != held["search"]["generations"])

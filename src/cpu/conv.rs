@@ -36,6 +36,18 @@ impl ConvShape {
         (self.w + 2 * self.pad() - self.k) / self.stride + 1
     }
 
+    /// Panics unless `k` and the stride are at least 1 and the kernel fits the padded input.
+    pub fn assert_valid(&self) {
+        assert!(
+            self.k >= 1 && self.stride >= 1,
+            "conv2d: k and stride must be >= 1"
+        );
+        assert!(
+            self.h + 2 * self.pad() >= self.k && self.w + 2 * self.pad() >= self.k,
+            "conv2d: kernel larger than padded input"
+        );
+    }
+
     /// Number of weights, `cout * cin * k * k`.
     pub fn weight_len(&self) -> usize {
         self.cout * self.cin * self.k * self.k
@@ -59,7 +71,7 @@ impl ConvShape {
 
 /// The range of output coordinates `o` in `0..out` whose input coordinate `o*s + off` lies in
 /// `0..size`.
-fn valid_range(off: isize, s: usize, size: usize, out: usize) -> std::ops::Range<usize> {
+pub(crate) fn valid_range(off: isize, s: usize, size: usize, out: usize) -> std::ops::Range<usize> {
     let s = s as isize;
     // o*s + off >= 0  <=>  o >= ceil(-off / s)
     let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
@@ -77,14 +89,7 @@ fn valid_range(off: isize, s: usize, size: usize, out: usize) -> std::ops::Range
 /// Terms that read padding are skipped (adding `w * 0` to an accumulator that starts at +0 never
 /// changes it).
 pub fn conv2d(x: &[f32], w: &[f32], s: &ConvShape, out: &mut [f32]) {
-    assert!(
-        s.k >= 1 && s.stride >= 1,
-        "conv2d: k and stride must be >= 1"
-    );
-    assert!(
-        s.h + 2 * s.pad() >= s.k && s.w + 2 * s.pad() >= s.k,
-        "conv2d: kernel larger than padded input"
-    );
+    s.assert_valid();
     assert_eq!(x.len(), s.in_len(), "conv2d: x must be [n, cin, h, w]");
     assert_eq!(
         w.len(),

@@ -19,7 +19,7 @@
 //! in the order the WGSL kernels do (bit-equal parity with the GPU engine); these sum in GEMM
 //! blocking order, equal to them within float tolerance (`tests` below).
 
-use super::conv::ConvShape;
+use super::conv::{valid_range, ConvShape};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -102,18 +102,6 @@ fn sgemm(
 /// Whether the convolution is a plain matrix product over pixels (1x1, stride 1, no shift).
 fn pointwise(s: &ConvShape) -> bool {
     s.k == 1 && s.stride == 1 && !s.shift
-}
-
-/// The range of output coordinates `o` in `0..out` whose input coordinate `o*s + off` lies in
-/// `0..size`.
-fn valid_range(off: isize, s: usize, size: usize, out: usize) -> std::ops::Range<usize> {
-    let s = s as isize;
-    let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
-    let room = size as isize - off;
-    let hi = if room <= 0 { 0 } else { (room + s - 1) / s };
-    let lo = (lo as usize).min(out);
-    let hi = (hi as usize).min(out);
-    lo..hi.max(lo)
 }
 
 /// `col[(i*k + dy)*k + dx, oy*wo + ox] = x_n[i, oy*st + dy + base, ox*st + dx + base]`, zero
@@ -249,21 +237,10 @@ fn col2im(gcol: &mut [f32], s: &ConvShape, gx_n: &mut [f32]) {
     }
 }
 
-fn check(s: &ConvShape) {
-    assert!(
-        s.k >= 1 && s.stride >= 1,
-        "conv2d: k and stride must be >= 1"
-    );
-    assert!(
-        s.h + 2 * s.pad() >= s.k && s.w + 2 * s.pad() >= s.k,
-        "conv2d: kernel larger than padded input"
-    );
-}
-
 /// Convolution (the same function as [`super::conv::conv2d`]): `x` is `[n, cin, h, w]`, `w` is
 /// `[cout, cin, k, k]`, `out` is `[n, cout, out_h, out_w]` (overwritten).
 pub fn conv2d(x: &[f32], w: &[f32], s: &ConvShape, out: &mut [f32]) {
-    check(s);
+    s.assert_valid();
     assert_eq!(x.len(), s.in_len(), "conv2d: x must be [n, cin, h, w]");
     assert_eq!(
         w.len(),
@@ -299,7 +276,7 @@ pub fn conv2d(x: &[f32], w: &[f32], s: &ConvShape, out: &mut [f32]) {
 /// Input gradient (the same function as [`super::grad::conv2d_backward_input`]): `gy` is `[n,
 /// cout, out_h, out_w]`, `gx` is `[n, cin, h, w]` (overwritten).
 pub fn conv2d_backward_input(gy: &[f32], w: &[f32], s: &ConvShape, gx: &mut [f32]) {
-    check(s);
+    s.assert_valid();
     assert_eq!(gy.len(), s.out_len(), "conv2d_backward_input: gy length");
     assert_eq!(w.len(), s.weight_len(), "conv2d_backward_input: w length");
     assert_eq!(gx.len(), s.in_len(), "conv2d_backward_input: gx length");
@@ -329,7 +306,7 @@ pub fn conv2d_backward_input(gy: &[f32], w: &[f32], s: &ConvShape, gx: &mut [f32
 /// `[cout, cin, k, k]` (overwritten). Images are summed per chunk of [`WGRAD_CHUNK`] in image
 /// order, and the chunks in chunk order: the same result for any number of threads.
 pub fn conv2d_backward_weight(x: &[f32], gy: &[f32], s: &ConvShape, gw: &mut [f32]) {
-    check(s);
+    s.assert_valid();
     assert_eq!(x.len(), s.in_len(), "conv2d_backward_weight: x length");
     assert_eq!(gy.len(), s.out_len(), "conv2d_backward_weight: gy length");
     assert_eq!(

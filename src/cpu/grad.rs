@@ -15,6 +15,8 @@
 //!   (PyTorch's ReLU convention: zero gradient at exactly 0).
 //! - Batch norm with batch statistics is differentiated through the mean and the variance.
 
+use super::conv::valid_range;
+use super::lif::CHUNK;
 use super::{ConvShape, Gate, LifParams};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -148,9 +150,9 @@ pub fn lif_backward(
     for step in (0..t).rev() {
         let r = step * n..(step + 1) * n;
         let (gs, vp, gx) = (&grad_s[r.clone()], &v_pre[r.clone()], &mut grad_x[r]);
-        g_v.par_chunks_mut(4096)
-            .zip(gs.par_chunks(4096).zip(vp.par_chunks(4096)))
-            .zip(gx.par_chunks_mut(4096))
+        g_v.par_chunks_mut(CHUNK)
+            .zip(gs.par_chunks(CHUNK).zip(vp.par_chunks(CHUNK)))
+            .zip(gx.par_chunks_mut(CHUNK))
             .for_each(|((g_v, (gs, vp)), gx)| {
                 for (((g_v, &gs), &h), gx) in g_v.iter_mut().zip(gs).zip(vp).zip(gx) {
                     let through = if h > p.v_th { 0.0 } else { *g_v };
@@ -297,18 +299,6 @@ pub fn conv2d_backward_weight(x: &[f32], gy: &[f32], s: &ConvShape, gw: &mut [f3
             }
         }
     });
-}
-
-/// The range of output coordinates `o` in `0..out` whose input coordinate `o*s + off` lies in
-/// `0..size` (as in the forward convolution).
-fn valid_range(off: isize, s: usize, size: usize, out: usize) -> std::ops::Range<usize> {
-    let s = s as isize;
-    let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
-    let room = size as isize - off;
-    let hi = if room <= 0 { 0 } else { (room + s - 1) / s };
-    let lo = (lo as usize).min(out);
-    let hi = (hi as usize).min(out);
-    lo..hi.max(lo)
 }
 
 /// Backward of [`super::bn_apply`] with the batch's own statistics (training mode) and the

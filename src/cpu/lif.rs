@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 /// Neurons per parallel task: every neuron runs the same f32 operations in the same order
 /// whatever the split, so results do not depend on it (or on the thread count).
-const CHUNK: usize = 4096;
+pub(crate) const CHUNK: usize = 4096;
 
 /// Runs `n` independent LIF neurons over `t` steps. `x` and `spikes` are `[T, n]`; spikes are
 /// f32 0/1.

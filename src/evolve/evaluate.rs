@@ -292,16 +292,33 @@ pub trait SpikeBackend {
         batches: &[(Vec<f32>, Vec<u16>)],
         surrogate: crate::cpu::grad::Surrogate,
     ) -> std::result::Result<Vec<Vec<f32>>, String> {
-        let params = init_params(plan, weight_seed);
-        Ok(super::gradient::cpu_gradients(
+        Ok(cpu_gradients_at(
             plan,
-            &params,
+            weight_seed,
             batches,
-            plan.spec.timesteps,
             surrogate,
             crate::cpu::Kernels::Fast,
         ))
     }
+}
+
+/// [`super::gradient::cpu_gradients`] at the weights of `weight_seed`, over the plan's T.
+fn cpu_gradients_at(
+    plan: &Plan,
+    weight_seed: u64,
+    batches: &[(Vec<f32>, Vec<u16>)],
+    surrogate: crate::cpu::grad::Surrogate,
+    kernels: crate::cpu::Kernels,
+) -> Vec<Vec<f32>> {
+    let params = init_params(plan, weight_seed);
+    super::gradient::cpu_gradients(
+        plan,
+        &params,
+        batches,
+        plan.spec.timesteps,
+        surrogate,
+        kernels,
+    )
 }
 
 /// The CPU executor as a [`SpikeBackend`].
@@ -324,12 +341,10 @@ impl SpikeBackend for CpuBackend {
         batches: &[(Vec<f32>, Vec<u16>)],
         surrogate: crate::cpu::grad::Surrogate,
     ) -> std::result::Result<Vec<Vec<f32>>, String> {
-        let params = init_params(plan, weight_seed);
-        Ok(super::gradient::cpu_gradients(
+        Ok(cpu_gradients_at(
             plan,
-            &params,
+            weight_seed,
             batches,
-            plan.spec.timesteps,
             surrogate,
             self.kernels,
         ))

@@ -151,10 +151,23 @@ fn check_line(line: &[u8]) -> std::result::Result<bool, String> {
 
 /// The settings record of a run folder: the configuration it started with and its digest.
 fn manifest(cfg: &Config) -> Value {
-    // Parsed from the same text as config.json, so the two compare equal value for value.
-    let settings: Value = serde_json::from_str(&cfg.to_json()).expect("config JSON parses");
+    let settings = settings_value(cfg);
     let digest = sha256_hex(settings.to_string().as_bytes());
     json!({"format": 1, "settings": settings, "digest": digest})
+}
+
+/// A configuration as a JSON value, parsed from the same text `config.json` holds, so that two
+/// of them (or one and a parsed `config.json`) compare equal value for value.
+pub fn settings_value(cfg: &Config) -> Value {
+    serde_json::from_str(&cfg.to_json()).expect("config JSON parses")
+}
+
+/// Writes `run.json` (the settings record) and then `config.json` into the folder `path`.
+fn write_settings(path: &Path, cfg: &Config) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(&manifest(cfg)).expect("JSON serialises");
+    text.push('\n');
+    write_atomic(&path.join(MANIFEST), text.as_bytes())?;
+    write_atomic(&path.join(CONFIG), (cfg.to_json() + "\n").as_bytes())
 }
 
 /// Where two JSON values differ, as `key (old -> new)` items with dotted keys.
@@ -202,10 +215,7 @@ impl RunDir {
         if path.join(CONFIG).exists() || path.join(EVALUATIONS).exists() {
             return Err(held());
         }
-        let mut text = serde_json::to_string_pretty(&manifest(cfg)).expect("JSON serialises");
-        text.push('\n');
-        write_atomic(&path.join(MANIFEST), text.as_bytes())?;
-        write_atomic(&path.join(CONFIG), (cfg.to_json() + "\n").as_bytes())?;
+        write_settings(path, cfg)?;
         let log_path = path.join(EVALUATIONS);
         check_replaceable(&log_path)?;
         let log = OpenOptions::new()
@@ -293,10 +303,7 @@ impl RunDir {
 
     /// Rewrite `config.json` and its settings record (a resumed run given more generations).
     pub fn write_config(&self, cfg: &Config) -> Result<()> {
-        let mut text = serde_json::to_string_pretty(&manifest(cfg)).expect("JSON serialises");
-        text.push('\n');
-        write_atomic(&self.path.join(MANIFEST), text.as_bytes())?;
-        write_atomic(&self.path.join(CONFIG), (cfg.to_json() + "\n").as_bytes())
+        write_settings(&self.path, cfg)
     }
 
     /// Write `name` (pretty JSON) atomically inside the run folder.
