@@ -14,9 +14,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use msenas::config::{preset, Config};
-use msenas::evolve::evaluate::make_evaluator;
 use msenas::evolve::run_dir::RunDir;
 use msenas::evolve::search::{self, Quiet};
+use msenas::fitness::evaluate::make_evaluator;
 use serde_json::{json, Value};
 
 struct Timed {
@@ -32,14 +32,15 @@ fn run(cfg: &Config, device: &str) -> Result<Timed, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let scores = search::search_scores(cfg).map_err(|e| e.to_string())?;
     let (settings, probe, _) = search::prepare(cfg, scores).map_err(|e| e.to_string())?;
-    let mut ev: Box<dyn msenas::evolve::evaluate::Evaluator> = if device == "cpu-reference-loops" {
+    let mut ev: Box<dyn msenas::fitness::evaluate::Evaluator> = if device == "cpu-reference-loops" {
         // The previous CPU path: the direct convolution loops.
         Box::new(
-            msenas::evolve::evaluate::CpuEvaluator::cpu_reference(settings, probe)
+            msenas::fitness::evaluate::EngineEvaluator::cpu_reference(settings, probe)
                 .map_err(|e| e.to_string())?,
         )
     } else {
-        make_evaluator(device, settings, probe).map_err(|e| e.to_string())?
+        let device = msenas::engine::Device::resolve(device).map_err(|e| e.to_string())?;
+        make_evaluator(&device, settings, probe).map_err(|e| e.to_string())?
     };
     let mut dir = RunDir::create(tmp.path(), cfg).map_err(|e| e.to_string())?;
     let t0 = Instant::now();

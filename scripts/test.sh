@@ -15,6 +15,8 @@ fi
 export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast "$@"
+  # nextest does not run documentation examples; they are tests too.
+  if [ "$#" -eq 0 ]; then cargo test --doc; fi
 else
   cargo test --no-fail-fast "$@"
 fi

@@ -1,14 +1,113 @@
 //! msenas: a portable GPU engine (wgpu + WGSL) for brain-inspired multi-scale evolutionary
-//! architecture search of spiking neural networks.
+//! architecture search of spiking neural networks, with a CPU engine for machines without a GPU.
 //!
-//! Dependencies point one way: `genome` -> `plan` -> `cpu` | `gpu` -> `fitness`, `train` ->
-//! `evolve` -> CLI. See `docs/design.md` for the layouts every module shares.
+//! Layers, each using only those before it:
+//!
+//! 1. [`genome`]: the search space (micro operations, meso motifs, macro wiring);
+//! 2. [`plan`]: a genome compiled for a data shape (tensors, ops, parameters, populations);
+//! 3. [`cpu`] and [`gpu`]: the two executors (the CPU engine is the oracle of every WGSL
+//!    kernel; no wgpu type leaves `gpu`);
+//! 4. [`engine`]: one [`engine::Device`] resolved once and one [`engine::Engine`] with the same
+//!    calls on both;
+//! 5. [`fitness`] (training-free scores, the scoring evaluator) and [`train`] (the epoch loop,
+//!    checkpoints, evaluation), written against the engine;
+//! 6. [`evolve`]: NSGA-II, the search loop and its run folder; it sees scores, never devices;
+//! 7. [`benchmarks`]: the ranking benchmark of the scores against trained accuracy;
+//! 8. the `msenas` command line.
+//!
+//! [`data`], [`config`], [`report`], [`stats`] and [`fsio`] are shared utilities.
+//!
+//! # Embed a forward pass (a GPU when there is one, else the CPU engine)
+//!
+//! ```
+//! use msenas::engine::{Device, Engine, Outputs};
+//! use msenas::genome::SearchSpace;
+//! use msenas::plan::Plan;
+//! use msenas::DataSpec;
+//! use rand::SeedableRng;
+//!
+//! let mut engine = Engine::new(Device::resolve("auto")?);
+//! let spec = DataSpec { in_ch: 1, height: 8, width: 8, classes: 4, timesteps: 2, event: false };
+//! let genome = SearchSpace::default().sample(&mut rand::rngs::StdRng::seed_from_u64(1));
+//! let plan = Plan::compile(&genome, &spec, 4, 1)?;
+//! let batch = 3;
+//! let input = vec![0.5f32; batch * 64]; // [B, C, H, W], repeated over the T steps
+//! let out = engine.forward(&plan, 7, &input, batch, Outputs::scores())?;
+//! println!("{}: logits {:?}", engine.device().describe(), &out.logits[..4]);
+//! assert_eq!(out.stats.len(), plan.populations.len());
+//! # Ok::<(), msenas::Error>(())
+//! ```
+//!
+//! # Score a population without training
+//!
+//! ```
+//! use msenas::engine::{Device, ProbeBatch};
+//! use msenas::fitness::evaluate::{make_evaluator, EvalSettings, Probe, Status};
+//! use msenas::genome::{Genome, SearchSpace};
+//! use msenas::DataSpec;
+//! use rand::SeedableRng;
+//!
+//! let spec = DataSpec { in_ch: 1, height: 8, width: 8, classes: 2, timesteps: 2, event: false };
+//! let b = 8;
+//! let probe = Probe {
+//!     timesteps: 2,
+//!     batches: vec![ProbeBatch {
+//!         indices: (0..b).collect(),
+//!         labels: (0..b as u16).map(|i| i % 2).collect(),
+//!         input: (0..b * 64).map(|i| ((i * 7919) % 13) as f32 / 13.0).collect(),
+//!     }],
+//! };
+//! let settings = EvalSettings {
+//!     spec,
+//!     width: 4,
+//!     reduce_kernel: 1,
+//!     seed: 1,
+//!     weight_seeds: 1,
+//!     scores: vec!["grad_rms".into(), "rdm".into(), "params".into()],
+//! };
+//! let mut evaluator = make_evaluator(&Device::resolve("auto")?, settings, probe)?;
+//! let space = SearchSpace::default();
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+//! let population: Vec<Genome> = (0..4).map(|_| space.sample(&mut rng)).collect();
+//! for e in evaluator.evaluate(&population) {
+//!     println!("{} {:?} grad_rms {:.3}", e.key, e.status, e.score("grad_rms"));
+//!     assert!(e.status != Status::Ok || e.score("params") > 0.0);
+//! }
+//! # Ok::<(), msenas::Error>(())
+//! ```
+//!
+//! # Train a genome
+//!
+//! ```
+//! use msenas::config::TrainConfig;
+//! use msenas::data::{self, DataOptions};
+//! use msenas::engine::Device;
+//! use msenas::genome::SearchSpace;
+//! use msenas::train::{Network, Silent, TrainJob};
+//! use rand::SeedableRng;
+//!
+//! // The bundled handwritten digits, resized to 8x8, two time steps.
+//! let opts = DataOptions { timesteps: 2, size: Some(8), ..Default::default() };
+//! let ds = data::load("digits", &opts)?;
+//! let genome = SearchSpace::default().sample(&mut rand::rngs::StdRng::seed_from_u64(3));
+//! let net = Network::from_genome(genome, &ds.spec, 4, 1)?;
+//! let cfg = TrainConfig { epochs: 1, batch_size: 64, ..TrainConfig::default() };
+//! let dir = std::env::temp_dir().join(format!("msenas-doc-train-{}", std::process::id()));
+//! let result = TrainJob::new(&net, &ds, &cfg, 1, &dir).run(&Device::cpu(), &mut Silent)?;
+//! println!("test accuracy {:.1}%", 100.0 * result.test_acc);
+//! assert!(dir.join("model.ckpt").is_file() && result.test_acc.is_finite());
+//! std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), msenas::Error>(())
+//! ```
 
+pub mod benchmarks;
+#[doc(hidden)]
 pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod dump;
+pub mod engine;
 pub mod error;
 pub mod evolve;
 pub mod fitness;

@@ -4,17 +4,19 @@
 //!
 //! No adapter: with `CI` set the test fails; otherwise it prints a skip message and passes.
 
-use msenas::evolve::evaluate::{CpuEvaluator, EvalSettings, Evaluator, Probe, ProbeBatch};
-use msenas::evolve::gpu_backend::{GpuBackend, GpuEvaluator};
+use msenas::engine::ProbeBatch;
+use msenas::engine::{Device, Engine};
+use msenas::fitness::evaluate::ScoringEvaluator;
+use msenas::fitness::evaluate::{EngineEvaluator, EvalSettings, Evaluator, Probe};
 use msenas::genome::SearchSpace;
-use msenas::gpu::DeviceChoice;
+use msenas::gpu::{DeviceChoice, GpuContext};
 use msenas::DataSpec;
 use rand::SeedableRng;
 
 #[test]
 fn gpu_scores_equal_cpu_scores() {
-    let backend = match GpuBackend::new(&DeviceChoice::Auto) {
-        Ok(b) => b,
+    let backend = match GpuContext::new(&DeviceChoice::Auto) {
+        Ok(c) => Engine::new(Device::Gpu(std::sync::Arc::new(c))),
         Err(e) => {
             assert!(std::env::var_os("CI").is_none(), "CI is set but: {e}");
             eprintln!("skip: {e}");
@@ -71,8 +73,8 @@ fn gpu_scores_equal_cpu_scores() {
     let genomes: Vec<_> = (0..4u64)
         .map(|s| space.sample(&mut rand::rngs::StdRng::seed_from_u64(s)))
         .collect();
-    let mut gpu = GpuEvaluator::new(backend, settings.clone(), probe.clone()).unwrap();
-    let mut cpu = CpuEvaluator::cpu_reference(settings, probe).unwrap();
+    let mut gpu = ScoringEvaluator::new(backend, settings.clone(), probe.clone()).unwrap();
+    let mut cpu = EngineEvaluator::cpu_reference(settings, probe).unwrap();
     eprintln!("{} vs {}", gpu.device(), cpu.device());
     let (g, c) = (gpu.evaluate(&genomes), cpu.evaluate(&genomes));
     for (g, c) in g.iter().zip(&c) {

@@ -34,9 +34,25 @@ fn devices_json_lists_adapters_and_the_pick() {
             assert!(!a[k].is_null(), "{k} missing in {a}");
         }
     }
-    let picked = &v["picked"];
-    assert!(picked.is_object(), "{v}");
-    assert!(adapters.iter().any(|a| a["name"] == picked["name"]));
+    // `auto` is a hardware GPU when one opens, else the CPU engine (never a CPU Vulkan driver).
+    let engine = v["engine"].as_str().expect("auto always resolves");
+    let hardware = adapters
+        .iter()
+        .any(|a| a["device_type"] != "Cpu" && a["compute"] == true);
+    if !hardware {
+        assert!(engine.starts_with("cpu ("), "{v}");
+        assert!(v["picked"].is_null(), "{v}");
+    }
+    // Every listed adapter can be chosen by name.
+    let name = adapters[0]["name"].as_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_msenas"))
+        .args(["devices", "--json", "--device", name])
+        .output()
+        .expect("run msenas");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["picked"]["name"], adapters[0]["name"], "{v}");
+    assert!(v["engine"].as_str().unwrap().starts_with("gpu: "), "{v}");
 }
 
 #[test]

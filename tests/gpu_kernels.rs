@@ -738,3 +738,17 @@ fn list_adapters_and_device_choice() {
     let e = GpuContext::new(&DeviceChoice::Named("no-such-adapter-xyz".into()));
     assert!(matches!(e, Err(msenas::Error::Gpu(_))));
 }
+
+/// A device error outside any error scope (here a write past a buffer's end) does not panic the
+/// process: the next wait returns it as `Error::Gpu`, once, and the context stays usable.
+fn uncaptured_errors_are_returned_not_panicked(ctx: &GpuContext) {
+    let buf = ctx.storage("small", 4).unwrap();
+    ctx.queue.write_buffer(&buf, 1 << 20, &[0u8; 16]);
+    let e = ctx.wait().unwrap_err();
+    assert!(matches!(e, msenas::Error::Gpu(_)), "{e}");
+    eprintln!("reported: {e}");
+    ctx.wait().unwrap();
+    ctx.write(View::whole(&buf), &[7.0f32; 4]);
+    assert_eq!(read_f32(ctx, &buf, 4), vec![7.0; 4]);
+}
+on_backends!(uncaptured_errors_are_returned_not_panicked);

@@ -31,9 +31,10 @@ const REFERENCE: Hooks<'static> = Hooks {
     gates: None,
     kernels: msenas::cpu::Kernels::Reference,
 };
+use msenas::engine::Device;
 use msenas::train::checkpoint::Checkpoint;
 use msenas::train::optim::AdamW;
-use msenas::train::{train_with, Loss, Network, RunOptions, BN_EPS, BN_MOMENTUM};
+use msenas::train::{Loss, Network, Silent, TrainJob, BN_EPS, BN_MOMENTUM};
 use msenas::DataSpec;
 use rand::SeedableRng;
 
@@ -496,24 +497,17 @@ fn the_epoch_loop_learns_on_the_device_and_resumes_exactly() {
         |ctx| {
             let (ds, net) = bars();
             let cfg = bars_config(6);
-            let on = |stop: Option<usize>| RunOptions {
-                stop_after: stop,
-                gpu: Some(ctx.clone()),
+            let gpu = Device::Gpu(ctx.clone());
+            let run = |dir: &std::path::Path, resume: bool, stop: Option<usize>, d: &Device| {
+                TrainJob::new(&net, &ds, &cfg, 3, dir)
+                    .resuming(resume)
+                    .stopping_after(stop)
+                    .run(d, &mut Silent)
             };
             let cpu_dir = tempfile::tempdir().unwrap();
-            let cpu = train_with(
-                &net,
-                &ds,
-                &cfg,
-                3,
-                cpu_dir.path(),
-                false,
-                false,
-                &RunOptions::default(),
-            )
-            .unwrap();
+            let cpu = run(cpu_dir.path(), false, None, &Device::cpu()).unwrap();
             let a = tempfile::tempdir().unwrap();
-            let full = train_with(&net, &ds, &cfg, 3, a.path(), false, false, &on(None)).unwrap();
+            let full = run(a.path(), false, None, &gpu).unwrap();
             let losses = |r: &msenas::train::TrainResult| -> Vec<f64> {
                 r.history.iter().map(|e| e.train_loss).collect()
             };
@@ -546,9 +540,9 @@ fn the_epoch_loop_learns_on_the_device_and_resumes_exactly() {
             }
             // Interrupted after epochs 2 and 4, resumed: the same bits as the uninterrupted run.
             let b = tempfile::tempdir().unwrap();
-            train_with(&net, &ds, &cfg, 3, b.path(), false, false, &on(Some(2))).unwrap();
-            train_with(&net, &ds, &cfg, 3, b.path(), true, false, &on(Some(4))).unwrap();
-            let resumed = train_with(&net, &ds, &cfg, 3, b.path(), true, false, &on(None)).unwrap();
+            run(b.path(), false, Some(2), &gpu).unwrap();
+            run(b.path(), true, Some(4), &gpu).unwrap();
+            let resumed = run(b.path(), true, None, &gpu).unwrap();
             assert_eq!(resumed.test_acc.to_bits(), full.test_acc.to_bits());
             assert_eq!(resumed.test_loss.to_bits(), full.test_loss.to_bits());
             for (x, y) in resumed.history.iter().zip(&full.history) {
@@ -564,21 +558,8 @@ fn the_epoch_loop_learns_on_the_device_and_resumes_exactly() {
             }
             // A CPU run's checkpoint continues on the device (same format).
             let c = tempfile::tempdir().unwrap();
-            train_with(
-                &net,
-                &ds,
-                &cfg,
-                3,
-                c.path(),
-                false,
-                false,
-                &RunOptions {
-                    stop_after: Some(5),
-                    gpu: None,
-                },
-            )
-            .unwrap();
-            let mixed = train_with(&net, &ds, &cfg, 3, c.path(), true, false, &on(None)).unwrap();
+            run(c.path(), false, Some(5), &Device::cpu()).unwrap();
+            let mixed = run(c.path(), true, None, &gpu).unwrap();
             assert_eq!(mixed.epochs, 6);
             assert!(mixed.test_acc.is_finite());
             for (x, y) in mixed.history[..5].iter().zip(&cpu.history) {

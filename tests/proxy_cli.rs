@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use msenas::evolve::proxy::{self, Row, SCORE_COLUMNS};
+use msenas::benchmarks::proxy::{self, Row, SCORE_COLUMNS};
 
 fn bench(out: &Path) -> Output {
     bench_with(out, &[])
@@ -123,7 +123,7 @@ fn writes_csv_summary_plot_and_resumes() {
     let extra = std::fs::read_to_string(out.join("extra_scores.csv")).unwrap();
     assert_eq!(extra.lines().count(), 4, "{extra}");
     let mut rows = proxy::read_csv(&csv, 2).unwrap();
-    msenas::evolve::proxy_extra::merge(&out.join("extra_scores.csv"), &mut rows).unwrap();
+    msenas::benchmarks::proxy_extra::merge(&out.join("extra_scores.csv"), &mut rows).unwrap();
     for r in &rows {
         let m = r.scores["rdm_mem"];
         assert!((0.0..=2.0).contains(&m), "rdm_mem {m}");

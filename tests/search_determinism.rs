@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use msenas::config::{preset, Config};
-use msenas::evolve::evaluate::{CpuEvaluator, Evaluation};
 use msenas::evolve::run_dir::{RunDir, EVALUATIONS};
 use msenas::evolve::search::{self, Observer, Quiet, SearchOutcome};
+use msenas::fitness::evaluate::{EngineEvaluator, Evaluation};
 use serde_json::Value;
 
 fn tiny(seed: u64) -> Config {
@@ -18,9 +18,9 @@ fn tiny(seed: u64) -> Config {
     c
 }
 
-fn evaluator(cfg: &Config) -> CpuEvaluator {
+fn evaluator(cfg: &Config) -> EngineEvaluator {
     let (settings, probe, _) = search::prepare(cfg, search::search_scores(cfg).unwrap()).unwrap();
-    CpuEvaluator::cpu(settings, probe).unwrap()
+    EngineEvaluator::cpu(settings, probe).unwrap()
 }
 
 fn run_new(cfg: &Config, dir: &Path, stop: &AtomicBool, obs: &mut dyn Observer) -> SearchOutcome {

@@ -8,13 +8,17 @@
 //!     MSENAS_REGEN_GOLDEN=1 cargo test --test search_golden
 //!
 //! and review the diff (keys should only change when the search itself changed).
+//!
+//! It runs the CPU engine with the reference convolution loops: their float operations do not
+//! depend on the machine, while the fast kernels' GEMM picks AVX2 or AVX-512 code at run time
+//! and rounds differently on each (scores then agree to about 1e-9, not bit for bit).
 
 use std::sync::atomic::AtomicBool;
 
 use msenas::config::preset;
-use msenas::evolve::evaluate::CpuEvaluator;
 use msenas::evolve::run_dir::{RunDir, EVALUATIONS};
 use msenas::evolve::search::{self, Quiet};
+use msenas::fitness::evaluate::EngineEvaluator;
 use serde_json::{json, Value};
 
 const FIXTURE: &str = concat!(
@@ -29,7 +33,7 @@ fn snapshot() -> Value {
     let tmp = tempfile::tempdir().unwrap();
     let mut run = RunDir::create(tmp.path(), &cfg).unwrap();
     let (settings, probe, _) = search::prepare(&cfg, search::search_scores(&cfg).unwrap()).unwrap();
-    let mut ev = CpuEvaluator::cpu(settings, probe).unwrap();
+    let mut ev = EngineEvaluator::cpu_reference(settings, probe).unwrap();
     let out = search::run(
         &cfg,
         &mut run,

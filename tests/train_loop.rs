@@ -4,9 +4,10 @@
 
 use msenas::config::TrainConfig;
 use msenas::data::{Dataset, Split};
+use msenas::engine::Device;
 use msenas::genome::{CellGene, Genome, MicroVariant};
 use msenas::train::checkpoint::Checkpoint;
-use msenas::train::{train, train_with, Network, RunOptions};
+use msenas::train::{Network, Silent, TrainJob, TrainResult};
 use msenas::DataSpec;
 use std::path::Path;
 
@@ -95,7 +96,7 @@ fn learns_and_writes_a_complete_run_folder() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset();
     let cfg = config(8);
-    let r = train(&network(), &ds, &cfg, 3, dir.path(), false, false).unwrap();
+    let r = run(&network(), &ds, &cfg, 3, dir.path(), false, None).unwrap();
     assert_eq!(r.epochs, cfg.epochs);
     assert_eq!(r.history.len(), cfg.epochs);
     assert!(
@@ -154,19 +155,15 @@ fn resumed_run_is_bit_identical() {
     let net = network();
     let cfg = config(3);
     let a = tempfile::tempdir().unwrap();
-    let full = train(&net, &ds, &cfg, 9, a.path(), false, false).unwrap();
+    let full = run(&net, &ds, &cfg, 9, a.path(), false, None).unwrap();
 
     let b = tempfile::tempdir().unwrap();
-    let stop = |e| RunOptions {
-        stop_after: Some(e),
-        ..Default::default()
-    };
-    let part = train_with(&net, &ds, &cfg, 9, b.path(), false, false, &stop(1)).unwrap();
+    let part = run(&net, &ds, &cfg, 9, b.path(), false, Some(1)).unwrap();
     assert_eq!(part.epochs, 1);
     assert!(part.test_acc.is_nan());
     assert!(!b.path().join("result.json").exists());
-    train_with(&net, &ds, &cfg, 9, b.path(), true, false, &stop(2)).unwrap();
-    let resumed = train(&net, &ds, &cfg, 9, b.path(), true, false).unwrap();
+    run(&net, &ds, &cfg, 9, b.path(), true, Some(2)).unwrap();
+    let resumed = run(&net, &ds, &cfg, 9, b.path(), true, None).unwrap();
 
     assert_eq!(resumed.test_acc.to_bits(), full.test_acc.to_bits());
     assert_eq!(resumed.test_loss.to_bits(), full.test_loss.to_bits());
@@ -186,9 +183,9 @@ fn resumed_run_is_bit_identical() {
     }
     // A different seed trains differently (the comparison above can fail).
     let c = tempfile::tempdir().unwrap();
-    train_with(&net, &ds, &cfg, 10, c.path(), false, false, &stop(1)).unwrap();
+    run(&net, &ds, &cfg, 10, c.path(), false, Some(1)).unwrap();
     let a1 = tempfile::tempdir().unwrap();
-    train_with(&net, &ds, &cfg, 9, a1.path(), false, false, &stop(1)).unwrap();
+    run(&net, &ds, &cfg, 9, a1.path(), false, Some(1)).unwrap();
     assert_ne!(
         sections(&a1.path().join("state.ckpt")),
         sections(&c.path().join("state.ckpt"))
@@ -201,27 +198,14 @@ fn bad_checkpoints_and_mismatched_resumes_are_input_errors() {
     let net = network();
     let dir = tempfile::tempdir().unwrap();
     // Nothing to resume.
-    let e = train(&net, &ds, &config(1), 1, dir.path(), true, false).unwrap_err();
+    let e = run(&net, &ds, &config(1), 1, dir.path(), true, None).unwrap_err();
     assert!(matches!(e, msenas::Error::Input(_)), "{e}");
     assert!(e.to_string().contains("state.ckpt"), "{e}");
-    train_with(
-        &net,
-        &ds,
-        &config(2),
-        1,
-        dir.path(),
-        false,
-        false,
-        &RunOptions {
-            stop_after: Some(1),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&net, &ds, &config(2), 1, dir.path(), false, Some(1)).unwrap();
     // Another config or seed.
-    let e = train(&net, &ds, &config(3), 1, dir.path(), true, false).unwrap_err();
+    let e = run(&net, &ds, &config(3), 1, dir.path(), true, None).unwrap_err();
     assert!(e.to_string().contains("training config"), "{e}");
-    let e = train(&net, &ds, &config(2), 2, dir.path(), true, false).unwrap_err();
+    let e = run(&net, &ds, &config(2), 2, dir.path(), true, None).unwrap_err();
     assert!(e.to_string().contains("seed"), "{e}");
     // A truncated file.
     let p = dir.path().join("state.ckpt");
@@ -242,7 +226,7 @@ fn bad_checkpoints_and_mismatched_resumes_are_input_errors() {
     let mut ck = Checkpoint::read(&p).unwrap();
     ck.sections[0].1[3] = f32::NAN;
     ck.write(&p).unwrap();
-    let e = train(&net, &ds, &config(2), 1, dir.path(), true, false).unwrap_err();
+    let e = run(&net, &ds, &config(2), 1, dir.path(), true, None).unwrap_err();
     assert!(
         matches!(e, msenas::Error::Input(_)) && e.to_string().contains("non-finite"),
         "{e}"
@@ -252,7 +236,7 @@ fn bad_checkpoints_and_mismatched_resumes_are_input_errors() {
     // A network for another data shape.
     let mut other = dataset();
     other.spec.classes = 3;
-    let e = train(&net, &other, &config(1), 1, dir.path(), false, false).unwrap_err();
+    let e = run(&net, &other, &config(1), 1, dir.path(), false, None).unwrap_err();
     assert!(e.to_string().contains("classes"), "{e}");
 }
 
@@ -263,7 +247,7 @@ fn a_diverging_run_stops_with_a_clear_error() {
     ds.train.x[5 * 64 + 10] = f32::NAN;
     let net = network();
     let dir = tempfile::tempdir().unwrap();
-    let e = train(&net, &ds, &config(3), 1, dir.path(), false, false).unwrap_err();
+    let e = run(&net, &ds, &config(3), 1, dir.path(), false, None).unwrap_err();
     assert!(matches!(e, msenas::Error::Diverged(_)), "{e}");
     let m = e.to_string();
     assert!(
@@ -271,4 +255,20 @@ fn a_diverging_run_stops_with_a_clear_error() {
         "{m}"
     );
     assert!(!dir.path().join("result.json").exists());
+}
+
+/// A CPU training run, silent, optionally resumed and stopped early.
+fn run(
+    net: &Network,
+    ds: &msenas::data::Dataset,
+    cfg: &msenas::config::TrainConfig,
+    seed: u64,
+    dir: &std::path::Path,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> msenas::Result<TrainResult> {
+    TrainJob::new(net, ds, cfg, seed, dir)
+        .resuming(resume)
+        .stopping_after(stop_after)
+        .run(&Device::cpu(), &mut Silent)
 }

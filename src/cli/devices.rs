@@ -1,11 +1,12 @@
 //! `msenas devices`: every adapter wgpu finds, with its backend, type, the limits the engine
 //! cares about and its optional features, and the one a device choice picks.
 
-use crate::gpu::{list_adapters, pick_adapter, AdapterSummary, DeviceChoice};
+use crate::engine::{list_adapters, AdapterSummary, Device};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Show which adapter this choice picks: auto, gpu, cpu or part of an adapter's name.
+    /// Show what this choice resolves to: auto (a hardware GPU, else the CPU engine), gpu, cpu
+    /// (the CPU engine) or part of an adapter's name.
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Print JSON instead of text.
@@ -26,15 +27,19 @@ fn describe(a: &AdapterSummary) -> String {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let choice: DeviceChoice = a.device.parse()?;
+    if a.device.is_empty() {
+        // The same one-line refusal every command gives.
+        Device::resolve(&a.device)?;
+    }
     let adapters = list_adapters();
-    let picked = pick_adapter(&choice);
+    let picked = Device::resolve(&a.device);
     if a.json {
         let v = serde_json::json!({
             "backend_env": std::env::var("WGPU_BACKEND").ok(),
             "adapters": adapters,
             "device": a.device,
-            "picked": picked.as_ref().ok(),
+            "engine": picked.as_ref().ok().map(|d| d.describe()),
+            "picked": picked.as_ref().ok().and_then(|d| d.adapter()),
             "error": picked.as_ref().err().map(|e| e.to_string()),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -70,8 +75,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("   features: {f}");
     }
     match picked {
-        Ok(p) => println!("--device {} picks: {}", a.device, describe(&p)),
-        Err(e) => println!("--device {}: {e}", a.device),
+        Ok(d) => match d.adapter() {
+            Some(p) => println!("--device {} picks: {}", a.device, describe(&p)),
+            None => println!(
+                "--device {} picks: the CPU engine, {}",
+                a.device,
+                d.describe()
+            ),
+        },
+        Err(e) => println!("{e}"),
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use crate::cpu::grad::Surrogate;
 use crate::cpu::{forward, init_params, ForwardOptions};
 use crate::data::{self, DataOptions};
 use crate::dump::{self, DumpInfo, GradDump};
+use crate::engine::{Device, Engine, Outputs};
 use crate::train::backprop::{backward, forward_tape, Hooks};
 use crate::train::Loss;
 use crate::Error;
@@ -200,38 +201,31 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let labels = split.labels_of(&idx);
     let input = split.batch(&idx, t);
-    if a.device != "cpu" && a.dump.is_some() {
-        return Err(Error::input("--dump: needs --device cpu (the reference)").into());
+    let device = Device::resolve(&a.device)?;
+    if a.dump.is_some() && !matches!(device, Device::Cpu { .. }) {
+        return Err(Error::input("--dump: needs --device cpu (the CPU engine)").into());
     }
+    let mut engine = Engine::new(device);
+    let want = Outputs {
+        firing_rates: true,
+        ..Outputs::default()
+    };
+    // The first pass builds pipelines and buffers on a GPU; time the second.
+    if engine.device().is_gpu() {
+        engine.forward(&plan, seed, &input, a.batch, want)?;
+    }
+    let start = Instant::now();
+    let g = engine.forward(&plan, seed, &input, a.batch, want)?;
+    let secs = start.elapsed().as_secs_f64();
+    let (rates, counts, device) = (g.firing_rates, g.spike_counts, engine.device().describe());
     let params = init_params(&plan, seed);
     let mut fo = ForwardOptions::new(t, a.batch);
     fo.record_spikes = a.dump.is_some();
-    let (out, rates, counts, secs, device) = if a.device == "cpu" {
-        let start = Instant::now();
-        let out = forward(&plan, &params, &input, &fo);
-        let secs = start.elapsed().as_secs_f64();
-        let rates: Vec<f64> = out.firing_rates.iter().map(|&r| r as f64).collect();
-        let counts = out.spike_counts.clone();
-        let device = format!("the CPU ({} threads)", rayon::current_num_threads());
-        (Some(out), rates, counts, secs, device)
-    } else {
-        use crate::gpu::{DeviceChoice, GpuContext, GpuExecutor, Outputs};
-        let choice: DeviceChoice = a.device.parse()?;
-        let ctx = std::sync::Arc::new(GpuContext::new(&choice)?);
-        let device = format!("{} ({:?})", ctx.info.name, ctx.info.backend);
-        let mut ex = GpuExecutor::new(ctx);
-        let want = Outputs {
-            firing_rates: true,
-            ..Outputs::default()
-        };
-        // The first pass builds pipelines and buffers; time the second.
-        ex.forward(&plan, seed, &input, t, a.batch, want)?;
-        let start = Instant::now();
-        let g = ex.forward(&plan, seed, &input, t, a.batch, want)?;
-        let secs = start.elapsed().as_secs_f64();
-        (None, g.firing_rates, g.spike_counts, secs, device)
-    };
-
+    // The dump holds every tensor and spike record of the CPU engine's pass.
+    let out = a
+        .dump
+        .as_ref()
+        .map(|_| forward(&plan, &params, &input, &fo));
     println!(
         "{}: {dataset} test, {} {} images, T = {t}, C = {width}, seed {seed}; {} params",
         a.genome.display(),

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod devices;
 mod evaluate;
 mod forward;
+mod progress;
 mod proxy_bench;
 mod run;
 mod sample;
@@ -13,6 +14,7 @@ mod score;
 mod search;
 mod show;
 mod train;
+mod versus;
 
 /// Brain-inspired multi-scale evolutionary architecture search for spiking neural networks.
 #[derive(Parser, Debug)]
@@ -46,6 +48,9 @@ pub enum Command {
     /// Rank sampled architectures by every training-free score and by trained accuracy:
     /// Kendall tau, partial tau given parameter count, the seed-to-seed ceiling.
     ProxyBench(proxy_bench::Args),
+    /// The search's pick and top genomes against random architectures from the same space, all
+    /// trained with the same budget and seeds: mean accuracy, bootstrap intervals, percentile.
+    VersusRandom(versus::Args),
 }
 
 /// Exit codes.
@@ -76,6 +81,7 @@ pub fn main() -> i32 {
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::ProxyBench(a) => proxy_bench::run(a),
+        Command::VersusRandom(a) => versus::run(a),
     };
     match result {
         Ok(()) => 0,

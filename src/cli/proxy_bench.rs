@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::benchmarks::proxy::{self, BenchOptions};
 use crate::config::Config;
-use crate::evolve::proxy::{self, BenchOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -121,8 +121,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.rescore {
         proxy::rescore(&cfg, &opts, &rows, &mut |line| eprintln!("{line}"))?;
     }
-    crate::evolve::proxy_extra::merge(
-        &a.out.join(crate::evolve::proxy_extra::EXTRA_CSV),
+    crate::benchmarks::proxy_extra::merge(
+        &a.out.join(crate::benchmarks::proxy_extra::EXTRA_CSV),
         &mut rows,
     )?;
     let summary = proxy::summarise(&rows, opts.boot_reps, cfg.seed);

@@ -7,9 +7,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::progress::TrainBar;
 use crate::config::Config;
+use crate::engine::Device;
 use crate::evolve::run_dir;
-use crate::train::{self, eval::Noise, Network};
+use crate::train::{self, eval::Noise, Network, TrainJob};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -39,7 +41,7 @@ pub struct Args {
     /// Noise settings for the robustness evaluation.
     #[arg(long, default_value = "gaussian:0.1,gaussian:0.2,saltpepper:0.05")]
     pub noise: String,
-    /// Run folder (default runs/run-<dataset>-<seed>); an existing one is continued.
+    /// Run folder (default runs/run-DATASET-SEED); an existing one is continued.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// No progress bars.
@@ -137,16 +139,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     )?;
     let train_dir = out.join("train");
     let resume = train_dir.join("state.ckpt").exists();
-    let opts = train::RunOptions {
-        gpu: train::training_device(&cfg.search.device)?,
-        ..Default::default()
-    };
+    let device = Device::resolve(&cfg.search.device)?;
     let t_train = Instant::now();
     // A finished training folder resumes to its end at once (only the test split is evaluated
     // again), so no result file is trusted without its checkpoint.
-    let result = train::train_with(
-        &net, &ds, &cfg.train, cfg.seed, &train_dir, resume, !a.quiet, &opts,
-    )?;
+    let result = TrainJob::new(&net, &ds, &cfg.train, cfg.seed, &train_dir)
+        .resuming(resume)
+        .run(&device, &mut TrainBar::new(!a.quiet))?;
     let train_s = t_train.elapsed().as_secs_f64();
 
     // 3. Evaluate the best weights on the test split, clean and under noise.
@@ -169,10 +168,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         &eval,
         search_s,
         train_s,
-        &match &opts.gpu {
-            Some(ctx) => format!("{} ({:?})", ctx.info.name, ctx.info.backend),
-            None => "the CPU engine".to_string(),
-        },
+        &device.describe(),
         started.elapsed().as_secs_f64(),
     )?;
     super::write_atomic(&out.join("report.md"), report.as_bytes())?;

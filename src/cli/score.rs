@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::evolve::evaluate::{cpu_probe_stats, scorable};
 use crate::evolve::search;
+use crate::fitness::evaluate::{cpu_probe_stats, scorable};
 use crate::fitness::rdm_matrix;
 use crate::report::plot;
 use crate::Error;
@@ -77,6 +77,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         settings.clone(),
         probe.clone(),
         &ds,
+        &crate::engine::Device::resolve(&cfg.search.device)?,
     )?;
     let ev = evaluator
         .evaluate(std::slice::from_ref(&genome))

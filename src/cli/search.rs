@@ -10,9 +10,9 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::Config;
-use crate::evolve::evaluate::Evaluation;
 use crate::evolve::run_dir::{self, RunDir};
 use crate::evolve::search::{self, GenerationSummary, Observer};
+use crate::fitness::evaluate::Evaluation;
 use crate::genome::motifs;
 use crate::Error;
 
@@ -53,7 +53,7 @@ pub struct Args {
     /// auto, cpu or gpu.
     #[arg(long)]
     pub device: Option<String>,
-    /// Run folder (default runs/search-<seed>-<unix time>).
+    /// Run folder (default runs/search-SEED-UNIXTIME).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder (its config.json; only --generations and --device may
@@ -220,8 +220,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // Everything that can refuse the settings runs before a new run folder is created.
     let scores = search::search_scores(&cfg)?;
     let (settings, probe, ds) = search::prepare(&cfg, scores)?;
+    let device = crate::engine::Device::resolve(&cfg.search.device)?;
     let mut evaluator =
-        crate::evolve::short_train::make_search_evaluator(&cfg, settings, probe, &ds)?;
+        crate::evolve::short_train::make_search_evaluator(&cfg, settings, probe, &ds, &device)?;
     let (mut dir, records) = match resumed {
         Some((dir, records, regenerate)) => {
             if let Some(c) = regenerate {

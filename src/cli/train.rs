@@ -1,10 +1,12 @@
 //! `msenas train`: train a genome (or a search run's best genome) on a dataset with
 //! backpropagation through time, on the CPU engine or a GPU (`--device`).
 
+use super::progress::TrainBar;
 use crate::config::{self, Config};
 use crate::data::{self, DataOptions};
+use crate::engine::Device;
 use crate::genome::Genome;
-use crate::train::{self, checkpoint::Checkpoint, Network};
+use crate::train::{self, checkpoint::Checkpoint, Network, TrainJob};
 use crate::Error;
 use std::path::{Path, PathBuf};
 
@@ -141,22 +143,6 @@ pub fn resolve_config(a: &Args, run: Option<Config>) -> crate::Result<Config> {
     Ok(cfg)
 }
 
-/// Opens the training device.
-fn options(a: &Args) -> anyhow::Result<train::RunOptions> {
-    Ok(train::RunOptions {
-        gpu: train::training_device(&a.device)?,
-        ..Default::default()
-    })
-}
-
-/// The device a run trains on, in words.
-fn device_name(opts: &train::RunOptions) -> String {
-    match &opts.gpu {
-        Some(ctx) => format!("{} ({:?})", ctx.info.name, ctx.info.backend),
-        None => format!("the CPU engine ({} threads)", rayon::current_num_threads()),
-    }
-}
-
 /// The resolved config of a search run folder, if `p` is one.
 fn run_config(p: &Path) -> crate::Result<Option<crate::config::Config>> {
     let path = p.join("config.json");
@@ -176,9 +162,9 @@ pub fn genome_path(p: &Path) -> PathBuf {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let opts = options(&a)?;
+    let device = Device::resolve(&a.device)?;
     if let Some(dir) = a.resume.clone() {
-        return resume(a, &dir, &opts);
+        return resume(a, &dir, &device);
     }
     let Some(gpath) = a.genome.as_deref() else {
         return Err(
@@ -218,13 +204,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
-    finish(
-        train::train_with(&net, &ds, &cfg, seed, &out, false, !a.quiet, &opts)?,
-        &opts,
-    )
+    let job = TrainJob::new(&net, &ds, &cfg, seed, &out);
+    finish(job.run(&device, &mut TrainBar::new(!a.quiet))?, &device)
 }
 
-fn resume(a: Args, dir: &Path, opts: &train::RunOptions) -> anyhow::Result<()> {
+fn resume(a: Args, dir: &Path, device: &Device) -> anyhow::Result<()> {
     let given = [
         ("a genome", a.genome.is_some()),
         ("--preset", a.preset.is_some()),
@@ -272,13 +256,11 @@ fn resume(a: Args, dir: &Path, opts: &train::RunOptions) -> anyhow::Result<()> {
         genome,
         plan: m.plan,
     };
-    finish(
-        train::train_with(&net, &ds, &m.config, m.seed, dir, true, !a.quiet, opts)?,
-        opts,
-    )
+    let job = TrainJob::new(&net, &ds, &m.config, m.seed, dir).resuming(true);
+    finish(job.run(device, &mut TrainBar::new(!a.quiet))?, device)
 }
 
-fn finish(r: train::TrainResult, opts: &train::RunOptions) -> anyhow::Result<()> {
+fn finish(r: train::TrainResult, device: &Device) -> anyhow::Result<()> {
     println!(
         "test accuracy {:.2}% (best epoch {} of {}, validation {:.2}%), {} parameters, {:.1} s on {}; run folder {}",
         100.0 * r.test_acc,
@@ -287,7 +269,7 @@ fn finish(r: train::TrainResult, opts: &train::RunOptions) -> anyhow::Result<()>
         100.0 * r.best_val_acc,
         r.params,
         r.wall_s,
-        device_name(opts),
+        device.describe(),
         r.out_dir.display()
     );
     Ok(())

@@ -6,6 +6,10 @@
 
 use rayon::prelude::*;
 
+/// Batch-norm epsilon and running-statistics momentum (PyTorch's).
+pub const BN_EPS: f32 = 1e-5;
+pub const BN_MOMENTUM: f32 = 0.1;
+
 /// The sign gate applied after normalisation: none, excitatory `max(z, 0)` or inhibitory
 /// `min(z, 0)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

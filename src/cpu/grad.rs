@@ -21,6 +21,39 @@ use super::{ConvShape, Gate, LifParams};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// The training loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Loss {
+    /// Softmax cross-entropy of the time-averaged logits with label smoothing.
+    CrossEntropy,
+    /// MSE between the time-averaged outputs and one-hot labels.
+    Mse,
+}
+
+impl Loss {
+    pub fn parse(s: &str) -> Option<Loss> {
+        match s {
+            "ce" => Some(Loss::CrossEntropy),
+            "mse" => Some(Loss::Mse),
+            _ => None,
+        }
+    }
+
+    /// Loss and `dL/dlogits` of a batch.
+    pub fn eval(
+        self,
+        logits: &[f32],
+        labels: &[u16],
+        classes: usize,
+        smoothing: f32,
+    ) -> (f32, Vec<f32>) {
+        match self {
+            Loss::CrossEntropy => softmax_cross_entropy(logits, labels, classes, smoothing),
+            Loss::Mse => mse_rate_loss(logits, labels, classes),
+        }
+    }
+}
+
 /// The surrogate derivative of the spike function `S = Θ(u)`, `u = V - V_th`. Each variant is the
 /// derivative of a smooth "primitive" `σ(u)` (a soft step from 0 to 1), SpikingJelly's
 /// convention: the backward pass uses `σ'(u)` wherever the forward pass used `Θ(u)`.
@@ -119,7 +152,7 @@ impl Surrogate {
     }
 }
 
-/// Backward of [`super::lif`] through time. `grad_s` is `dL/dS` (`[T, n]`), `v_pre` the membrane
+/// Backward of [`super::lif()`] through time. `grad_s` is `dL/dS` (`[T, n]`), `v_pre` the membrane
 /// after integration and before the reset (`[T, n]`, from [`super::lif_membrane`]); writes
 /// `grad_x = dL/dX` (`[T, n]`). Per neuron, from the last step down, with `g_v = 0` after the last
 /// step:

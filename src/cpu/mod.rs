@@ -7,6 +7,7 @@
 //! to the direct loops within float tolerance); [`Kernels::Reference`] selects the direct loops
 //! for bit-equal parity with the GPU engine.
 
+pub mod backprop;
 pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
@@ -14,7 +15,9 @@ pub mod executor;
 pub mod fastconv;
 pub mod grad;
 pub mod lif;
+pub mod optim;
 pub mod rng;
+pub mod spikes;
 
 /// Which convolution implementation the CPU executor and the training pass use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,9 +51,14 @@ impl Kernels {
     }
 }
 
-pub use batchnorm::{bn_apply, bn_stats, bn_update_running, Gate};
+pub use batchnorm::{bn_apply, bn_stats, bn_update_running, Gate, BN_EPS, BN_MOMENTUM};
 pub use conv::{conv2d, ConvShape};
 pub use elementwise::{add_into, concat_channels, global_avg_pool, linear, mean_time};
-pub use executor::{forward, init_params, BnMode, BnRunning, ForwardOptions, ForwardOutput};
+pub use executor::{
+    bn_len, flatten_bn, forward, init_params, unflatten_bn, BnMode, BnRunning, ForwardOptions,
+    ForwardOutput,
+};
+pub use grad::Loss;
 pub use lif::{lif, lif_membrane, pack_spikes, words_per_row, LifParams};
 pub use rng::{bits, fnv1a64, kaiming_bound, pcg, stream, uniform_fill, unit};
+pub use spikes::{population_stats, words_for, PopulationSpikes, PopulationStats};

@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::evaluate::{Evaluation, Status};
 use crate::config::Config;
+use crate::fitness::evaluate::{Evaluation, Status};
 use crate::genome::Genome;
 use crate::{Error, Result};
 

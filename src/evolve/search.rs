@@ -20,13 +20,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-use super::evaluate::{
-    derive_seed, EvalSettings, Evaluation, Evaluator, Probe, Status, COST_SCORES,
-};
 use super::nsga2::{self, Nsga2Config};
 use super::run_dir::{self, genome_value, population_file, Record, RunDir};
 use crate::config::Config;
 use crate::data::{self, DataOptions, Dataset};
+use crate::fitness::evaluate::{derive_seed, EvalSettings, Evaluation, Evaluator, Probe, Status};
 use crate::fitness::{self, Direction as ScoreDirection};
 use crate::genome::{motifs, Genome, ResolvedCell};
 use crate::report::plot;
@@ -68,7 +66,7 @@ pub fn search_scores(cfg: &Config) -> Result<Vec<String>> {
     let all = std::iter::once(&cfg.search.fitness)
         .chain(&cfg.search.objectives)
         .cloned()
-        .chain(COST_SCORES.iter().map(|s| s.to_string()));
+        .chain(fitness::ScoreId::of_kind(fitness::ScoreKind::Cost).map(|s| s.name().to_string()));
     for s in all {
         if !out.contains(&s) {
             out.push(s);

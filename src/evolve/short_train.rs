@@ -16,23 +16,28 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::evaluate::{derive_seed, make_evaluator, EvalSettings, Evaluation, Evaluator, Probe};
 use super::Status;
 use crate::config::{Config, TrainConfig};
 use crate::data::Dataset;
+use crate::engine::Device;
 use crate::fitness;
+use crate::fitness::evaluate::{
+    derive_seed, make_evaluator, EvalSettings, Evaluation, Evaluator, Probe,
+};
 use crate::genome::Genome;
 use crate::train::{self, Network};
 use crate::{Error, Result};
 
-/// Scores that train the candidate (computed by [`ShortTrainEvaluator`], not from spikes).
-pub const TRAINING_SCORES: [&str; 1] = ["short_train"];
+/// Whether a score trains the candidate (computed by [`ShortTrainEvaluator`], not from spikes).
+fn trains(name: &str) -> bool {
+    fitness::score_def(name).is_ok_and(|d| !d.id.training_free())
+}
 
 /// The settings with the training scores removed (what the training-free evaluator computes).
 /// When nothing is left, `params` stands in so the wrapped evaluator still decides liveness.
 pub fn training_free_part(settings: &EvalSettings) -> EvalSettings {
     let mut s = settings.clone();
-    s.scores.retain(|n| !TRAINING_SCORES.contains(&n.as_str()));
+    s.scores.retain(|n| !trains(n));
     if s.scores.is_empty() {
         s.scores.push("params".into());
     }
@@ -41,7 +46,7 @@ pub fn training_free_part(settings: &EvalSettings) -> EvalSettings {
 
 /// Whether any requested score trains.
 pub fn needs_training(scores: &[String]) -> bool {
-    scores.iter().any(|n| TRAINING_SCORES.contains(&n.as_str()))
+    scores.iter().any(|n| trains(n))
 }
 
 /// The evaluator of a search or `msenas score` run: the training-free evaluator for the
@@ -51,11 +56,12 @@ pub fn make_search_evaluator(
     settings: EvalSettings,
     probe: Probe,
     ds: &Dataset,
+    device: &Device,
 ) -> Result<Box<dyn Evaluator>> {
     if !needs_training(&settings.scores) {
-        return make_evaluator(&cfg.search.device, settings, probe);
+        return make_evaluator(device, settings, probe);
     }
-    let inner = make_evaluator(&cfg.search.device, training_free_part(&settings), probe)?;
+    let inner = make_evaluator(device, training_free_part(&settings), probe)?;
     Ok(Box::new(ShortTrainEvaluator::new(
         inner, settings, cfg, ds,
     )?))
@@ -113,15 +119,7 @@ impl ShortTrainEvaluator {
         let s = &self.settings;
         let net = Network::from_genome(genome.clone(), &self.ds.spec, s.width, s.reduce_kernel)?;
         let work = scratch_dir();
-        let result = train::train(
-            &net,
-            &self.ds,
-            &self.train_cfg,
-            self.seed,
-            &work,
-            false,
-            false,
-        );
+        let result = train::train(&net, &self.ds, &self.train_cfg, self.seed, &work);
         let _ = std::fs::remove_dir_all(&work);
         Ok(result?.best_val_acc)
     }
@@ -130,7 +128,8 @@ impl ShortTrainEvaluator {
         let requested = |n: &str| self.settings.scores.iter().any(|s| s == n);
         // Drop the stand-in score when it was not requested.
         ev.scores.retain(|k, _| requested(k));
-        for name in TRAINING_SCORES.iter().filter(|n| requested(n)) {
+        let trained = fitness::ScoreId::of_kind(fitness::ScoreKind::Trained).map(|s| s.name());
+        for name in trained.filter(|n| requested(n)) {
             let worst = fitness::score_def(name).map(|d| d.worst).unwrap_or(0.0);
             if ev.status != Status::Ok {
                 ev.scores.insert((*name).into(), worst);
@@ -215,7 +214,9 @@ mod tests {
     #[test]
     fn short_train_is_a_validation_accuracy_and_deterministic() {
         let (cfg, settings, probe, ds) = tiny(&["short_train", "params"]);
-        let mut ev = make_search_evaluator(&cfg, settings.clone(), probe.clone(), &ds).unwrap();
+        let mut ev =
+            make_search_evaluator(&cfg, settings.clone(), probe.clone(), &ds, &Device::cpu())
+                .unwrap();
         let mut rng = StdRng::seed_from_u64(3);
         let g = cfg.space.sample(&mut rng);
         let a = ev.evaluate(std::slice::from_ref(&g)).pop().unwrap();
@@ -225,7 +226,7 @@ mod tests {
         assert!((0.0..=1.0).contains(&acc), "{acc}");
         assert!(((acc * 30.0) - (acc * 30.0).round()).abs() < 1e-9, "{acc}");
         assert_eq!(a.scores.len(), 2, "{:?}", a.scores);
-        let mut ev2 = make_search_evaluator(&cfg, settings, probe, &ds).unwrap();
+        let mut ev2 = make_search_evaluator(&cfg, settings, probe, &ds, &Device::cpu()).unwrap();
         let b = ev2.evaluate(std::slice::from_ref(&g)).pop().unwrap();
         assert_eq!(a.scores, b.scores);
     }
@@ -233,7 +234,7 @@ mod tests {
     #[test]
     fn only_short_train_drops_the_stand_in() {
         let (cfg, settings, probe, ds) = tiny(&["short_train"]);
-        let mut ev = make_search_evaluator(&cfg, settings, probe, &ds).unwrap();
+        let mut ev = make_search_evaluator(&cfg, settings, probe, &ds, &Device::cpu()).unwrap();
         let mut rng = StdRng::seed_from_u64(5);
         let g = cfg.space.sample(&mut rng);
         let e = ev.evaluate(std::slice::from_ref(&g)).pop().unwrap();

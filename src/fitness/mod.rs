@@ -4,14 +4,16 @@
 //! GPU reduction); [`scores`] turns those statistics into scores. Nothing here knows how the
 //! spikes were produced.
 
+pub mod evaluate;
+pub mod gradient;
 pub mod scores;
-pub mod spikes;
+pub use crate::cpu::spikes;
 
 #[cfg(test)]
 mod fixture_tests;
 
+pub use crate::cpu::spikes::{population_stats, words_for, PopulationSpikes, PopulationStats};
 pub use scores::{
-    compute, is_dead, rdm_matrix, registry, score_def, Direction, ScoreDef, ScoreInput,
-    ScoreOutcome, DEFAULT_LATE, WORST_COST, WORST_LOGDET,
+    compute, is_dead, rdm_matrix, registry, score_def, Direction, ScoreDef, ScoreId, ScoreInput,
+    ScoreKind, ScoreOutcome, DEFAULT_LATE, WORST_COST, WORST_LOGDET,
 };
-pub use spikes::{population_stats, words_for, PopulationSpikes, PopulationStats};

@@ -6,7 +6,7 @@
 //! (population, step) pair equally. A score never returns NaN: an undefined value is a
 //! [`ScoreOutcome::Failed`] carrying the score's documented worst value.
 
-use super::spikes::PopulationStats;
+use crate::cpu::spikes::PopulationStats;
 use crate::stats::{log_abs_det, spearman};
 use crate::{Error, Result};
 
@@ -21,15 +21,115 @@ pub enum Direction {
 /// A named score: how to read it and the value a dead network or a failed computation gets.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScoreDef {
+    pub id: ScoreId,
     pub name: &'static str,
     pub direction: Direction,
     /// The documented worst value: given to dead networks and failed computations. Finite, so
     /// plots and sorting need no special case.
     pub worst: f64,
     pub formula: &'static str,
-    /// Computed by [`compute`] from spike statistics; `false` for scores that come from the plan,
-    /// the executor or training.
-    pub from_spikes: bool,
+    /// Where the value comes from.
+    pub kind: ScoreKind,
+}
+
+/// Where a score's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreKind {
+    /// Computed by [`compute`] from the integer spike statistics of a probe batch.
+    Spike,
+    /// Computed from the plan or the forward pass (`params`, `sops`, `firing_rate`).
+    Cost,
+    /// Computed from gradients at initialisation (the engine's backward pass).
+    Gradient,
+    /// Needs the candidate trained (not training-free).
+    Trained,
+}
+
+/// A registered score, typed: the one list of every score msenas computes. Its name is the
+/// string used in configs, run folders and the CLI ([`ScoreId::name`], [`std::str::FromStr`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScoreId {
+    Rdm,
+    RdmLate,
+    RdmRate,
+    RdmCorr,
+    RdmRsa,
+    Sahd,
+    Hamming,
+    GradRms,
+    GradNorm,
+    ShortTrain,
+    Params,
+    Sops,
+    FiringRate,
+}
+
+impl ScoreId {
+    /// Every score, registry order.
+    pub const ALL: [ScoreId; 13] = [
+        ScoreId::Rdm,
+        ScoreId::RdmLate,
+        ScoreId::RdmRate,
+        ScoreId::RdmCorr,
+        ScoreId::RdmRsa,
+        ScoreId::Sahd,
+        ScoreId::Hamming,
+        ScoreId::GradRms,
+        ScoreId::GradNorm,
+        ScoreId::ShortTrain,
+        ScoreId::Params,
+        ScoreId::Sops,
+        ScoreId::FiringRate,
+    ];
+
+    /// The score's definition.
+    pub fn def(self) -> &'static ScoreDef {
+        &REGISTRY[self as usize]
+    }
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+    pub fn kind(self) -> ScoreKind {
+        self.def().kind
+    }
+    pub fn direction(self) -> Direction {
+        self.def().direction
+    }
+    /// Computable without training (every kind but [`ScoreKind::Trained`]).
+    pub fn training_free(self) -> bool {
+        self.kind() != ScoreKind::Trained
+    }
+    /// Every score of a kind, registry order.
+    pub fn of_kind(kind: ScoreKind) -> impl Iterator<Item = ScoreId> {
+        Self::ALL.into_iter().filter(move |s| s.kind() == kind)
+    }
+}
+
+impl std::str::FromStr for ScoreId {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<ScoreId> {
+        score_def(name).map(|d| d.id)
+    }
+}
+
+impl std::fmt::Display for ScoreId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for ScoreId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ScoreId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Worst value of the log-determinant scores (`sahd`, `hamming`). Any finite log-determinant
@@ -43,63 +143,71 @@ pub const DEFAULT_LATE: usize = 2;
 
 static REGISTRY: [ScoreDef; 13] = [
     ScoreDef {
+        id: ScoreId::Rdm,
         name: "rdm",
         direction: Direction::Maximize,
         worst: 0.0,
         formula: "RDM[i,j] = mean over l,t of d_H(i,j)/N_l; score = mean off-diagonal entry (in [0,1])",
-        from_spikes: true,
+        kind: ScoreKind::Spike,
     },
     ScoreDef {
+        id: ScoreId::RdmLate,
         name: "rdm_late",
         direction: Direction::Maximize,
         worst: 0.0,
         formula: "rdm over the last `late` populations only (default 2: the head and the last cell's; \
                   all populations when there are fewer)",
-        from_spikes: true,
+        kind: ScoreKind::Spike,
     },
     ScoreDef {
+        id: ScoreId::RdmRate,
         name: "rdm_rate",
         direction: Direction::Maximize,
         worst: 0.0,
         formula: "rdm with each d_H(i,j) divided by N_l s_ij, its expectation for independent spikes at the \
                   two samples' rates (s_ij = r_i(1-r_j) + r_j(1-r_i), per l,t); a pair with s_ij = 0 (both \
                   silent or both saturated, so d_H = 0) counts 0",
-        from_spikes: true,
+        kind: ScoreKind::Spike,
     },
     ScoreDef {
+        id: ScoreId::RdmCorr,
         name: "rdm_corr",
         direction: Direction::Maximize,
         worst: 0.0,
         formula: "per l, 1 - Pearson correlation across neurons of the time-summed spike counts of samples i \
                   and j (1 when either sample's counts have zero variance); mean over l; score = mean \
                   off-diagonal entry (in [0,2])",
-        from_spikes: true,
+        kind: ScoreKind::Spike,
     },
     ScoreDef {
+        id: ScoreId::RdmRsa,
         name: "rdm_rsa",
         direction: Direction::Maximize,
         worst: -1.0,
         formula: "Spearman correlation (average ranks for ties) between the upper triangle of the rdm RDM and \
                   of the label RDM (0 same class, 1 different); fails when either is constant",
-        from_spikes: true,
+        kind: ScoreKind::Spike,
     },
     ScoreDef {
+        id: ScoreId::Sahd,
         name: "sahd",
         direction: Direction::Maximize,
         worst: WORST_LOGDET,
         formula: "K[i,j] = sum over l,t of (N_l - d_H(i,j) / (2 s_ij + 1e-3)), s_ij = r_i(1-r_j) + r_j(1-r_i) \
                   with rates per l,t; score = ln|det K| (LU, partial pivoting, f64); a singular K fails",
-        from_spikes: true,
+        kind: ScoreKind::Spike,
     },
     ScoreDef {
+        id: ScoreId::Hamming,
         name: "hamming",
         direction: Direction::Maximize,
         worst: WORST_LOGDET,
         formula: "K[i,j] = sum over l,t of (N_l - d_H(i,j)); score = ln|det K| (LU, partial pivoting, f64); \
                   a singular K fails",
-        from_spikes: true,
+        kind: ScoreKind::Spike,
     },
     ScoreDef {
+        id: ScoreId::GradRms,
         name: "grad_rms",
         direction: Direction::Minimize,
         worst: WORST_COST,
@@ -107,44 +215,49 @@ static REGISTRY: [ScoreDef; 13] = [
                   cross-entropy gradient at initialisation (through the triangle surrogate, batch \
                   statistics), averaged over 4 interleaved mini-batches of the first probe batch; lower \
                   is better; fails when every gradient is zero",
-        from_spikes: false,
+        kind: ScoreKind::Gradient,
     },
     ScoreDef {
+        id: ScoreId::GradNorm,
         name: "grad_norm",
         direction: Direction::Minimize,
         worst: WORST_COST,
         formula: "ln ||mean_m g_m|| of the same gradients as grad_rms (without the size correction)",
-        from_spikes: false,
+        kind: ScoreKind::Gradient,
     },
     ScoreDef {
+        id: ScoreId::ShortTrain,
         name: "short_train",
         direction: Direction::Maximize,
         worst: 0.0,
         formula: "validation accuracy after one pass over a stratified subset of the training split \
                   (search.short_train: samples, batch_size, lr; accuracy on val_samples validation samples); \
                   trains the candidate, so not training-free",
-        from_spikes: false,
+        kind: ScoreKind::Trained,
     },
     ScoreDef {
+        id: ScoreId::Params,
         name: "params",
         direction: Direction::Minimize,
         worst: WORST_COST,
         formula: "parameter count (computed from the plan)",
-        from_spikes: false,
+        kind: ScoreKind::Cost,
     },
     ScoreDef {
+        id: ScoreId::Sops,
         name: "sops",
         direction: Direction::Minimize,
         worst: WORST_COST,
         formula: "synaptic operations per sample (computed by the executor)",
-        from_spikes: false,
+        kind: ScoreKind::Cost,
     },
     ScoreDef {
+        id: ScoreId::FiringRate,
         name: "firing_rate",
         direction: Direction::Minimize,
         worst: 1.0,
         formula: "mean spike rate (computed by the executor; 1 = every neuron fires at every step)",
-        from_spikes: false,
+        kind: ScoreKind::Cost,
     },
 ];
 
@@ -214,7 +327,7 @@ impl ScoreOutcome {
 /// caller's rule (see [`is_dead`]); this function scores whatever it is given.
 pub fn compute(name: &str, input: &ScoreInput) -> Result<ScoreOutcome> {
     let def = score_def(name)?;
-    if !def.from_spikes {
+    if def.kind != ScoreKind::Spike {
         return Err(Error::input(format!(
             "score `{name}` is not computed from spike statistics: {}",
             def.formula
@@ -492,8 +605,8 @@ pub fn is_dead(head: &PopulationStats) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::spikes::{population_stats, PopulationSpikes};
     use super::*;
+    use crate::cpu::spikes::{population_stats, PopulationSpikes};
 
     /// Stats from rows of '0'/'1' characters, `rows[t][i]`, neuron 0 first.
     fn pop(name: &str, rows: &[&[&str]]) -> PopulationStats {
@@ -529,6 +642,32 @@ mod tests {
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    #[test]
+    fn score_ids_are_the_registry_in_order_and_round_trip_by_name() {
+        assert_eq!(ScoreId::ALL.len(), registry().len());
+        for (i, id) in ScoreId::ALL.into_iter().enumerate() {
+            assert_eq!(registry()[i].id, id);
+            assert_eq!(id.name().parse::<ScoreId>().unwrap(), id);
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(json, format!("\"{}\"", id.name()));
+            assert_eq!(serde_json::from_str::<ScoreId>(&json).unwrap(), id);
+        }
+        let e = "rdmm".parse::<ScoreId>().unwrap_err().to_string();
+        assert!(
+            e.contains("unknown score `rdmm`; known scores: rdm, rdm_late"),
+            "{e}"
+        );
+        let cost: Vec<&str> = ScoreId::of_kind(ScoreKind::Cost)
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(cost, ["params", "sops", "firing_rate"]);
+        let trained: Vec<ScoreId> = ScoreId::ALL
+            .into_iter()
+            .filter(|s| !s.training_free())
+            .collect();
+        assert_eq!(trained, [ScoreId::ShortTrain]);
     }
 
     #[test]
@@ -695,7 +834,7 @@ mod tests {
         labels: &[u16],
     ) -> Vec<(&'static str, ScoreOutcome)> {
         let mut out = Vec::new();
-        for d in registry().iter().filter(|d| d.from_spikes) {
+        for d in registry().iter().filter(|d| d.kind == ScoreKind::Spike) {
             let o = compute(d.name, &ScoreInput::new(pops, labels)).unwrap();
             match &o {
                 ScoreOutcome::Value(v) => assert!(v.is_finite(), "{}: {v}", d.name),

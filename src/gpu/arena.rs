@@ -152,12 +152,20 @@ impl Allocate for GpuAllocator {
     fn allocate(&mut self, size: SizeClass, usage: u32) -> Result<wgpu::Buffer> {
         let usage = wgpu::BufferUsages::from_bits(usage)
             .ok_or_else(|| Error::Gpu(format!("arena: bad buffer usage bits {usage:#x}")))?;
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("arena"),
             size: size.0,
             usage,
             mapped_at_creation: false,
-        }))
+        });
+        match pollster::block_on(scope.pop()) {
+            Some(e) => Err(Error::Gpu(format!(
+                "out of memory creating an arena buffer of {} B: {e}",
+                size.0
+            ))),
+            None => Ok(buffer),
+        }
     }
 }
 

@@ -298,6 +298,9 @@ pub struct GpuContext {
     pub features: wgpu::Features,
     pub info: wgpu::AdapterInfo,
     modules: Vec<OnceLock<wgpu::ShaderModule>>,
+    /// Errors no error scope caught (reported by the device's uncaptured-error handler, which
+    /// would otherwise panic), returned by the next [`GpuContext::wait`] or read-back.
+    uncaptured: Arc<Mutex<Vec<String>>>,
     pipelines: Mutex<HashMap<KernelId, Arc<Pipeline>>>,
     pub(crate) params: Mutex<ParamState>,
     staging: Mutex<Option<wgpu::Buffer>>,
@@ -332,7 +335,13 @@ impl GpuContext {
             ))
         })?;
         let info = adapter.get_info();
+        let uncaptured: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
+        }));
         Ok(GpuContext {
+            uncaptured,
             instance,
             adapter,
             device,
@@ -455,14 +464,32 @@ impl GpuContext {
                 self.limits.max_storage_buffer_binding_size
             )));
         }
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        }))
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "out of memory creating buffer `{label}` of {size} B: {e}"
+            )));
+        }
+        Ok(buffer)
+    }
+
+    /// The errors the device reported outside any error scope since the last call, as one
+    /// [`Error::Gpu`].
+    pub fn take_error(&self) -> Result<()> {
+        let errors = std::mem::take(&mut *self.uncaptured.lock().unwrap());
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Gpu(errors.join("; ")))
+        }
     }
 
     /// A storage buffer holding `data`.
@@ -525,6 +552,7 @@ impl GpuContext {
             bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&data);
         }
         st.unmap();
+        self.take_error()?;
         Ok(out)
     }
 
@@ -533,6 +561,6 @@ impl GpuContext {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
-        Ok(())
+        self.take_error()
     }
 }

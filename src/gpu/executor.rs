@@ -19,8 +19,7 @@ use std::sync::Arc;
 use super::arena::{storage_usage, Arena, GpuAllocator, Lease, SizeClass};
 use super::kernels::{batchnorm, conv, elementwise, lif, rdm, rng, View};
 use super::{GpuContext, Recorder};
-use crate::cpu::{ConvShape, LifParams};
-use crate::fitness::PopulationStats;
+use crate::cpu::{ConvShape, LifParams, PopulationStats};
 use crate::plan::{Gate, Op, ParamInit, Plan};
 use crate::{Error, Result};
 

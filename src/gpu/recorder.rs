@@ -324,6 +324,6 @@ impl<'c> Recorder<'c> {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("submission: {e}")));
         }
-        Ok(())
+        ctx.take_error()
     }
 }

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use super::arena::{storage_usage, Arena};
 use super::kernels::{batchnorm, conv, elementwise, grad, View};
 use super::{GpuContext, Recorder};
+use crate::cpu::grad::Loss;
 use crate::cpu::grad::Surrogate;
+use crate::cpu::optim::AdamW;
+use crate::cpu::{bn_len, flatten_bn, unflatten_bn};
 use crate::cpu::{BnRunning, ConvShape, Gate as CpuGate, LifParams};
 use crate::plan::{Op, Plan};
-use crate::train::checkpoint::{bn_len, flatten_bn, unflatten_bn};
-use crate::train::optim::AdamW;
-use crate::train::Loss;
 use crate::{Error, Result};
 
 /// The fixed settings of a training run.

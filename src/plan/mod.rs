@@ -187,6 +187,13 @@ pub struct Plan {
     pub logits_per_step: TensorId,
 }
 
+/// A genome that does not compile for a data spec is a user error (`genome: ...`).
+impl From<PlanError> for crate::Error {
+    fn from(e: crate::plan::PlanError) -> Self {
+        crate::Error::Input(format!("genome does not compile: {e}"))
+    }
+}
+
 /// Why a genome does not compile for a data spec.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {

@@ -20,7 +20,6 @@
 //! `best_bn_var`): everything an exact resume needs.
 
 use crate::config::TrainConfig;
-use crate::cpu::BnRunning;
 use crate::plan::Plan;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -223,26 +222,4 @@ impl Checkpoint {
         let bytes = crate::fsio::read_bounded(path, crate::fsio::MAX_DATA_BYTES, "checkpoint")?;
         Checkpoint::from_bytes(&bytes, path)
     }
-}
-
-/// Batch-norm running statistics flattened layer after layer.
-pub fn flatten_bn(bn: &BnRunning) -> (Vec<f32>, Vec<f32>) {
-    (bn.mean.concat(), bn.var.concat())
-}
-
-/// The inverse of [`flatten_bn`] for a plan's batch-norm layers.
-pub fn unflatten_bn(plan: &Plan, mean: &[f32], var: &[f32]) -> BnRunning {
-    let mut r = BnRunning::new(plan);
-    let mut at = 0;
-    for (i, &c) in plan.bn_channels.iter().enumerate() {
-        r.mean[i].copy_from_slice(&mean[at..at + c]);
-        r.var[i].copy_from_slice(&var[at..at + c]);
-        at += c;
-    }
-    r
-}
-
-/// Number of batch-norm channels of a plan (the length of a flattened statistics vector).
-pub fn bn_len(plan: &Plan) -> usize {
-    plan.bn_channels.iter().sum()
 }

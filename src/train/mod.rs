@@ -13,31 +13,31 @@
 //! every parallel primitive splits work so that no float sum depends on thread scheduling, so a
 //! run is a function of its inputs and a resumed run ends bit-identical to an uninterrupted one.
 
-pub mod backprop;
 pub mod checkpoint;
 pub mod eval;
-pub mod optim;
 pub mod rng;
 
+pub use crate::cpu::grad::Loss;
+pub use crate::cpu::{backprop, optim};
+
 use crate::config::TrainConfig;
-use crate::cpu::grad::{mse_rate_loss, softmax_cross_entropy, Surrogate};
-use crate::cpu::{bn_update_running, BnRunning, LifParams};
+use crate::cpu::grad::Surrogate;
+use crate::cpu::{bn_len, flatten_bn, unflatten_bn};
+use crate::cpu::{BnRunning, LifParams};
 use crate::data::{augment_events, Dataset, EventAugment, Split};
+use crate::engine::{Device, TrainSession, TrainSettings, TrainState};
 use crate::genome::Genome;
-use crate::gpu::{DeviceChoice, GpuContext, GpuTrainer, TrainSettings, TrainState};
 use crate::plan::Plan;
 use crate::{Error, Result};
-use checkpoint::{bn_len, flatten_bn, unflatten_bn, Checkpoint, EpochLog, Meta};
+pub use checkpoint::EpochLog;
+use checkpoint::{Checkpoint, Meta};
 use optim::{lr_at, peak_lr, AdamW};
 use rng::{SplitMix64, STREAM_TRAIN};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-/// Batch-norm epsilon and running-statistics momentum (PyTorch's).
-pub const BN_EPS: f32 = 1e-5;
-pub const BN_MOMENTUM: f32 = 0.1;
+pub use crate::cpu::{BN_EPS, BN_MOMENTUM};
 
 /// A network to train: a plan, and the genome it came from when there is one.
 #[derive(Clone, Debug)]
@@ -67,39 +67,6 @@ impl Network {
     }
 }
 
-/// The training loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Loss {
-    /// Softmax cross-entropy of the time-averaged logits with label smoothing.
-    CrossEntropy,
-    /// MSE between the time-averaged outputs and one-hot labels.
-    Mse,
-}
-
-impl Loss {
-    pub fn parse(s: &str) -> Option<Loss> {
-        match s {
-            "ce" => Some(Loss::CrossEntropy),
-            "mse" => Some(Loss::Mse),
-            _ => None,
-        }
-    }
-
-    /// Loss and `dL/dlogits` of a batch.
-    pub fn eval(
-        self,
-        logits: &[f32],
-        labels: &[u16],
-        classes: usize,
-        smoothing: f32,
-    ) -> (f32, Vec<f32>) {
-        match self {
-            Loss::CrossEntropy => softmax_cross_entropy(logits, labels, classes, smoothing),
-            Loss::Mse => mse_rate_loss(logits, labels, classes),
-        }
-    }
-}
-
 /// What a training run returns (also written as `result.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainResult {
@@ -122,47 +89,88 @@ pub struct TrainResult {
     pub out_dir: PathBuf,
 }
 
-/// Extra controls of a run (tests use `stop_after` to simulate an interruption).
-#[derive(Clone, Default)]
-pub struct RunOptions {
+/// One training run: what to train on what, with which settings and seed, written to which
+/// folder. [`TrainJob::run`] trains it on a [`Device`] and reports progress to a
+/// [`TrainObserver`]; the library prints nothing.
+#[derive(Clone, Debug)]
+pub struct TrainJob<'a> {
+    pub network: &'a Network,
+    pub dataset: &'a Dataset,
+    pub config: &'a TrainConfig,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    /// Continue from `out_dir/state.ckpt`, which must have been written by the same network,
+    /// dataset, config and seed.
+    pub resume: bool,
     /// Return after this many completed epochs (counted from epoch 1), as if killed after the
     /// checkpoint was written; the result's test numbers are then NaN.
     pub stop_after: Option<usize>,
-    /// Train and evaluate on this device ([`crate::gpu::GpuTrainer`]); `None`: the CPU
-    /// reference.
-    pub gpu: Option<Arc<GpuContext>>,
 }
 
-impl std::fmt::Debug for RunOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunOptions")
-            .field("stop_after", &self.stop_after)
-            .field("gpu", &self.gpu.as_ref().map(|c| c.info.name.clone()))
-            .finish()
-    }
-}
-
-/// The device a `--device` value trains on: `cpu` is the CPU reference (`None`); `auto` a
-/// hardware GPU when one opens, else the CPU reference (a CPU Vulkan driver such as lavapipe is
-/// slower than the reference); `gpu` a hardware GPU; anything else part of an adapter name
-/// (`msenas devices` lists them). A choice that opens nothing is a user error.
-pub fn training_device(name: &str) -> Result<Option<Arc<GpuContext>>> {
-    match name {
-        "cpu" => Ok(None),
-        "auto" => Ok(GpuContext::new(&DeviceChoice::Gpu).ok().map(Arc::new)),
-        other => {
-            let choice: DeviceChoice = other.parse()?;
-            GpuContext::new(&choice)
-                .map(|c| Some(Arc::new(c)))
-                .map_err(|e| {
-                    Error::input(format!(
-                    "--device {other}: {e} (allowed: cpu, auto, gpu or part of an adapter name; \
-                     `msenas devices` lists them)"
-                ))
-                })
+impl<'a> TrainJob<'a> {
+    /// A fresh run (no resume, no early stop).
+    pub fn new(
+        network: &'a Network,
+        dataset: &'a Dataset,
+        config: &'a TrainConfig,
+        seed: u64,
+        out_dir: impl Into<PathBuf>,
+    ) -> Self {
+        TrainJob {
+            network,
+            dataset,
+            config,
+            seed,
+            out_dir: out_dir.into(),
+            resume: false,
+            stop_after: None,
         }
     }
+
+    /// Continue from the folder's `state.ckpt` (see [`TrainJob::resume`]).
+    pub fn resuming(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// Stop after this many completed epochs (see [`TrainJob::stop_after`]).
+    pub fn stopping_after(mut self, epochs: Option<usize>) -> Self {
+        self.stop_after = epochs;
+        self
+    }
+
+    /// Train on `device` (see [`train_with`] for what is written).
+    pub fn run(&self, device: &Device, observer: &mut dyn TrainObserver) -> Result<TrainResult> {
+        train_with(self, device, observer)
+    }
 }
+
+/// Progress of the epoch in flight, after each step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepProgress {
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Steps done in this epoch, and its number of steps.
+    pub step: u64,
+    pub steps: u64,
+    /// Mean training loss and accuracy over this epoch's samples so far.
+    pub loss: f64,
+    pub acc: f64,
+    pub images_per_s: f64,
+}
+
+/// Receives a training run's progress (the CLI draws a progress bar from it).
+pub trait TrainObserver {
+    fn epoch_started(&mut self, _epoch: usize, _epochs: usize, _steps: u64) {}
+    fn step(&mut self, _p: &StepProgress) {}
+    fn epoch_finished(&mut self, _log: &EpochLog) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Silent;
+
+impl TrainObserver for Silent {}
 
 /// Resolved training settings.
 struct Settings {
@@ -253,10 +261,11 @@ pub fn evaluate_split(
     )
 }
 
-/// [`evaluate_split`] on the device with the trainer's current weights and running statistics,
-/// in batches of the trainer's capacity.
-pub fn gpu_evaluate_split(
-    g: &mut GpuTrainer,
+/// [`evaluate_split`] through a training session with its current weights and running
+/// statistics, in batches of [`TrainSession::eval_batch`].
+pub fn session_evaluate_split(
+    g: &mut TrainSession,
+    plan: &Plan,
     split: &Split,
     loss: Loss,
     smoothing: f32,
@@ -264,11 +273,11 @@ pub fn gpu_evaluate_split(
     if split.is_empty() {
         return Ok((f64::NAN, f64::NAN));
     }
-    let t = g.plan().spec.timesteps;
-    let k = g.plan().spec.classes;
+    let t = plan.spec.timesteps;
+    let k = plan.spec.classes;
     let idx: Vec<usize> = (0..split.len()).collect();
     let (mut total_loss, mut correct) = (0.0f64, 0usize);
-    for chunk in idx.chunks(g.capacity()) {
+    for chunk in idx.chunks(g.eval_batch()) {
         let x = split.batch(chunk, if split.frames == 1 { 1 } else { t });
         let logits = g.evaluate(&x, chunk.len())?;
         let labels = split.labels_of(chunk);
@@ -301,27 +310,15 @@ pub fn argmax(row: &[f32]) -> usize {
     best
 }
 
-/// Train `net` on `ds` (see [`train_with`]).
-#[allow(clippy::too_many_arguments)]
+/// Train `net` on `ds` on the CPU engine, silently (see [`train_with`]).
 pub fn train(
     net: &Network,
     ds: &Dataset,
     cfg: &TrainConfig,
     seed: u64,
     out_dir: &Path,
-    resume: bool,
-    progress: bool,
 ) -> Result<TrainResult> {
-    train_with(
-        net,
-        ds,
-        cfg,
-        seed,
-        out_dir,
-        resume,
-        progress,
-        &RunOptions::default(),
-    )
+    TrainJob::new(net, ds, cfg, seed, out_dir).run(&Device::cpu(), &mut Silent)
 }
 
 /// The whole state of a run between epochs.
@@ -346,18 +343,14 @@ struct State {
 /// `curves.png`. After the last epoch the test split is measured once with the best weights and
 /// `result.json` is written. With `resume`, the run continues from `out_dir/state.ckpt`, which
 /// must have been written by the same network, dataset, config and seed.
-#[allow(clippy::too_many_arguments)]
 pub fn train_with(
-    net: &Network,
-    ds: &Dataset,
-    cfg: &TrainConfig,
-    seed: u64,
-    out_dir: &Path,
-    resume: bool,
-    progress: bool,
-    opts: &RunOptions,
+    job: &TrainJob,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
 ) -> Result<TrainResult> {
     let start = Instant::now();
+    let (net, ds, cfg, seed) = (job.network, job.dataset, job.config, job.seed);
+    let (out_dir, resume) = (job.out_dir.as_path(), job.resume);
     let plan = &net.plan;
     let st = settings(cfg)?;
     check_spec(plan, ds)?;
@@ -418,29 +411,28 @@ pub fn train_with(
     let peak = peak_lr(cfg.lr, bs);
     let static_images = ds.train.frames == 1;
     let aug = train_augment(cfg, static_images);
-    let mut gpu = match &opts.gpu {
-        Some(ctx) => {
-            let settings = TrainSettings {
-                loss: st.loss,
-                label_smoothing: cfg.label_smoothing,
-                surrogate: st.surrogate,
-                lif: st.lif,
-                eps: BN_EPS,
-                momentum: BN_MOMENTUM,
-                weight_decay: cfg.weight_decay,
-            };
-            let mut g = GpuTrainer::new(ctx.clone(), plan, t, bs, settings, &s.params)?;
-            g.write_state(&TrainState {
-                params: s.params.clone(),
-                adam_m: s.opt.m.clone(),
-                adam_v: s.opt.v.clone(),
-                step: s.opt.step,
-                bn: s.bn.clone(),
-            })?;
-            Some(g)
-        }
-        None => None,
+    let settings = TrainSettings {
+        loss: st.loss,
+        label_smoothing: cfg.label_smoothing,
+        surrogate: st.surrogate,
+        lif: st.lif,
+        eps: BN_EPS,
+        momentum: BN_MOMENTUM,
+        weight_decay: cfg.weight_decay,
     };
+    let mut session = TrainSession::new(
+        device,
+        plan,
+        bs,
+        settings,
+        TrainState {
+            params: s.params.clone(),
+            adam_m: s.opt.m.clone(),
+            adam_v: s.opt.v.clone(),
+            step: s.opt.step,
+            bn: s.bn.clone(),
+        },
+    )?;
     let meta_base = |kind: &str, epoch: usize, s: &State| Meta {
         kind: kind.into(),
         genome: genome_json.clone(),
@@ -458,99 +450,46 @@ pub fn train_with(
     };
 
     while s.epoch < cfg.epochs {
-        if opts.stop_after.is_some_and(|e| s.epoch >= e) {
+        if job.stop_after.is_some_and(|e| s.epoch >= e) {
             break;
         }
         let epoch_start = Instant::now();
         let mut rng = SplitMix64::for_epoch(seed, s.epoch as u64, STREAM_TRAIN);
         let mut order: Vec<usize> = (0..n_train).collect();
         rng.shuffle(&mut order);
-        let bar = progress_bar(progress, steps_per_epoch, s.epoch + 1, cfg.epochs);
+        observer.epoch_started(s.epoch + 1, cfg.epochs, steps_per_epoch);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut lr = 0.0;
         for chunk in order.chunks(bs) {
             let b = chunk.len();
             let x = augmented_batch(&ds.train, chunk, t, aug.as_ref(), &mut rng);
-            if let Some(g) = gpu.as_mut() {
-                let labels = ds.train.labels_of(chunk);
-                lr = lr_at(peak, s.opt.step, total_steps, warmup);
-                let out = g.step(&x, &labels, lr)?;
-                if !out.loss.is_finite() {
-                    return Err(diverged(out_dir, s.epoch, s.opt.step, "the loss", out.loss));
-                }
-                correct += count_correct(&out.logits, &labels, k);
-                loss_sum += out.loss * b as f64;
-                seen += b;
-                s.opt.step += 1;
-                let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!(
-                    "loss {:.4} acc {:.1}% {:.0} img/s",
-                    loss_sum / seen as f64,
-                    100.0 * correct as f64 / seen as f64,
-                    seen as f64 / secs
-                ));
-                bar.inc(1);
-                continue;
-            }
-            let tape = backprop::forward_tape(
-                plan,
-                &s.params,
-                &x,
-                t,
-                b,
-                st.lif,
-                BN_EPS,
-                backprop::Hooks::default(),
-            );
             let labels = ds.train.labels_of(chunk);
-            let logits = tape.logits(plan);
-            let (loss, gl) = st.loss.eval(logits, &labels, k, cfg.label_smoothing);
-            if !loss.is_finite() {
-                return Err(diverged(
-                    out_dir,
-                    s.epoch,
-                    s.opt.step,
-                    "the loss",
-                    loss as f64,
-                ));
-            }
-            correct += count_correct(logits, &labels, k);
-            loss_sum += f64::from(loss) * b as f64;
-            seen += b;
-            for (i, &ch) in plan.bn_channels.iter().enumerate() {
-                let (mean, var) = &tape.bn_stats[i];
-                let hw = bn_hw(plan, i);
-                bn_update_running(
-                    &mut s.bn.mean[i],
-                    &mut s.bn.var[i],
-                    mean,
-                    var,
-                    t * b * hw,
-                    BN_MOMENTUM,
-                );
-                debug_assert_eq!(mean.len(), ch);
-            }
-            let grad = backprop::backward(plan, &s.params, tape, &gl, st.lif, st.surrogate, BN_EPS);
             lr = lr_at(peak, s.opt.step, total_steps, warmup);
-            s.opt.update(&mut s.params, &grad, lr);
-            let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "loss {:.4} acc {:.1}% {:.0} img/s",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
-                seen as f64 / secs
-            ));
-            bar.inc(1);
+            let out = session.step(&x, &labels, lr)?;
+            if !out.loss.is_finite() {
+                return Err(diverged(out_dir, s.epoch, s.opt.step, "the loss", out.loss));
+            }
+            correct += count_correct(&out.logits, &labels, k);
+            loss_sum += out.loss * b as f64;
+            seen += b;
+            s.opt.step += 1;
+            observer.step(&StepProgress {
+                epoch: s.epoch + 1,
+                epochs: cfg.epochs,
+                step: seen.div_ceil(bs) as u64,
+                steps: steps_per_epoch,
+                loss: loss_sum / seen as f64,
+                acc: correct as f64 / seen as f64,
+                images_per_s: seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9),
+            });
         }
         let train_secs = epoch_start.elapsed().as_secs_f64();
-        if let Some(g) = gpu.as_ref() {
-            let state = g.read_state()?;
-            debug_assert_eq!(state.step, s.opt.step);
-            s.params = state.params;
-            s.opt.m = state.adam_m;
-            s.opt.v = state.adam_v;
-            s.bn = state.bn;
-        }
+        let state = session.state()?;
+        debug_assert_eq!(state.step, s.opt.step);
+        s.params = state.params;
+        s.opt.m = state.adam_m;
+        s.opt.v = state.adam_v;
+        s.bn = state.bn;
         if let Some(i) = s.params.iter().position(|v| !v.is_finite()) {
             return Err(diverged(
                 out_dir,
@@ -560,18 +499,8 @@ pub fn train_with(
                 s.params[i] as f64,
             ));
         }
-        let (val_loss, val_acc) = match gpu.as_mut() {
-            Some(g) => gpu_evaluate_split(g, &ds.val, st.loss, cfg.label_smoothing)?,
-            None => evaluate_split(
-                plan,
-                &s.params,
-                &s.bn,
-                &ds.val,
-                256,
-                st.loss,
-                cfg.label_smoothing,
-            ),
-        };
+        let (val_loss, val_acc) =
+            session_evaluate_split(&mut session, plan, &ds.val, st.loss, cfg.label_smoothing)?;
         s.epoch += 1;
         // With no validation split every epoch counts as better (the last one is kept).
         let improved = val_acc.is_nan() || val_acc > s.best_val_acc;
@@ -591,13 +520,7 @@ pub fn train_with(
             images_per_s: seen as f64 / train_secs.max(1e-9),
             seconds: epoch_start.elapsed().as_secs_f64(),
         });
-        bar.finish_with_message(format!(
-            "loss {:.4} acc {:.1}% val {:.1}% {:.0} img/s",
-            loss_sum / seen as f64,
-            100.0 * correct as f64 / seen as f64,
-            100.0 * val_acc,
-            seen as f64 / train_secs.max(1e-9)
-        ));
+        observer.epoch_finished(s.history.last().expect("this epoch's log"));
         if improved {
             model_checkpoint(meta_base("model", s.epoch, &s), &s.best_params, &s.best_bn)
                 .write(&out_dir.join("model.ckpt"))?;
@@ -607,19 +530,9 @@ pub fn train_with(
     }
 
     let finished = s.epoch >= cfg.epochs;
-    let (test_loss, test_acc) = if let (true, Some(g)) = (finished, gpu.as_mut()) {
-        g.write_model(&s.best_params, &s.best_bn)?;
-        gpu_evaluate_split(g, &ds.test, st.loss, cfg.label_smoothing)?
-    } else if finished {
-        evaluate_split(
-            plan,
-            &s.best_params,
-            &s.best_bn,
-            &ds.test,
-            256,
-            st.loss,
-            cfg.label_smoothing,
-        )
+    let (test_loss, test_acc) = if finished {
+        session.set_model(&s.best_params, &s.best_bn)?;
+        session_evaluate_split(&mut session, plan, &ds.test, st.loss, cfg.label_smoothing)?
     } else {
         (f64::NAN, f64::NAN)
     };
@@ -677,33 +590,6 @@ fn augmented_batch(
         augment_events(&mut x, frames, idx.len(), c, h, w, aug, rng);
     }
     x
-}
-
-/// `H*W` of batch-norm layer `i`.
-fn bn_hw(plan: &Plan, i: usize) -> usize {
-    plan.ops
-        .iter()
-        .find_map(|op| match op {
-            crate::plan::Op::BatchNorm { y, bn, .. } if *bn == i => Some(plan.tensors[*y].hw()),
-            _ => None,
-        })
-        .expect("every batch-norm slot has an op")
-}
-
-fn progress_bar(on: bool, steps: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
-    if !on {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(steps);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}",
-        )
-        .expect("progress template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-    bar
 }
 
 fn model_checkpoint(meta: Meta, params: &[f32], bn: &BnRunning) -> Checkpoint {

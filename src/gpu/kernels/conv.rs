@@ -88,7 +88,7 @@ pub fn conv2d(
 }
 
 /// The same convolution with the input given as the bit-packed spike record of its `n` images
-/// ([n][ceil(cin*h*w/32)] words): adds `w` only where a spike is set; bit-exact with the CPU's
+/// (`[n][ceil(cin*h*w/32)]` words): adds `w` only where a spike is set; bit-exact with the CPU's
 /// `conv2d` on the 0/1 f32 spikes.
 pub fn conv2d_spiking(
     rec: &mut Recorder<'_>,

@@ -287,7 +287,7 @@ struct BnGradParams {
 /// Backward of `batchnorm::bn_apply` with the batch's own statistics (training mode) and the
 /// fused sign gate, the twin of `cpu::grad::bn_backward`: `x` and `y` are the BN input and
 /// output [n, c, hw], `mean`/`var` the batch statistics `bn_stats` wrote, `gy = dL/dy`. Writes
-/// `gx` [n, c, hw], `ggamma` and `gbeta` [c].
+/// `gx` `[n, c, hw]`, `ggamma` and `gbeta` `[c]`.
 ///
 /// Channel sums are f32 tree reductions (the CPU sums in f64), so results agree with the CPU
 /// within a small relative tolerance. Fastest when `mean` and `var` share a buffer (as
@@ -508,7 +508,7 @@ pub fn global_avg_pool_backward(
     )
 }
 
-/// Backward of `mean_time`: `gx` [T, m] = `gy` [m] / T, bit-exact with the CPU.
+/// Backward of `mean_time`: `gx[T, m] = gy[m] / T`, bit-exact with the CPU.
 pub fn mean_time_backward(
     rec: &mut Recorder<'_>,
     gy: View<'_>,
@@ -539,7 +539,7 @@ pub fn mean_time_backward(
 }
 
 /// Backward of `elementwise::linear`, the twin of `cpu::grad::linear_backward`: `x` [n, in_f],
-/// `gy` [n, out_f] and `w` [out_f, in_f] -> `gw` [out_f, in_f] and `gb` [out_f] (rows summed in
+/// `gy` `[n, out_f]` and `w` `[out_f, in_f]` -> `gw` `[out_f, in_f]` and `gb` `[out_f]` (rows summed in
 /// order) and, when given, `gx` [n, in_f] (outputs summed in order); bit-exact with the CPU.
 /// `gw` and `gb` may share a buffer.
 #[allow(clippy::too_many_arguments)]
@@ -690,7 +690,7 @@ fn loss_kernel(
 }
 
 /// Softmax cross-entropy with label smoothing on `logits` [b, k], the twin of
-/// `cpu::grad::softmax_cross_entropy`. `labels`: u32 per row. Writes `loss` [b], the loss of each
+/// `cpu::grad::softmax_cross_entropy`. `labels`: u32 per row. Writes `loss` `[b]`, the loss of each
 /// row (the CPU's mean loss is their mean), and `grad` [b, k] = dL/dlogits of the batch-mean
 /// loss. f32 where the CPU uses f64 (within a small relative tolerance). A label >= k gives NaN
 /// in its row's loss and gradient.
@@ -720,7 +720,7 @@ pub fn softmax_cross_entropy(
 }
 
 /// MSE between `logits` [b, k] (time-averaged output rates) and one-hot `labels` (u32 per row),
-/// the twin of `cpu::grad::mse_rate_loss`: `loss` [b] gets each row's squared errors / (b * k),
+/// the twin of `cpu::grad::mse_rate_loss`: `loss` `[b]` gets each row's squared errors / (b * k),
 /// so their sum is the CPU's loss; `grad` [b, k] = 2 (l - onehot) / (b * k). A label >= k gives
 /// NaN in its row.
 #[allow(clippy::too_many_arguments)]
@@ -863,7 +863,7 @@ struct RunningParams {
     correction: f32,
 }
 
-/// Twin of `cpu::bn_update_running`: `running_mean`/`running_var` [c] move towards the batch
+/// Twin of `cpu::bn_update_running`: `running_mean`/`running_var` `[c]` move towards the batch
 /// `mean` and the unbiased `var * count / (count - 1)` by `momentum`, bit-identical with the
 /// CPU. The running views may share a buffer, and so may the batch views.
 #[allow(clippy::too_many_arguments)]

@@ -24,9 +24,9 @@ pub(crate) struct Params {
 
 pub use crate::cpu::lif::words_per_row;
 
-/// Run the `b * n` LIF neurons of `x` [T][B][N] over `t` steps: spikes as f32 0/1 into `spikes`
+/// Run the `b * n` LIF neurons of `x` `[T][B][N]` over `t` steps: spikes as f32 0/1 into `spikes`
 /// (if given; `cpu::lif::lif` with its `n` = b * n) and bit-packed into `packed`
-/// [T][B][ceil(N/32)] (`cpu::lif::pack_spikes(spikes, t, b, n)`).
+/// `[T][B][ceil(N/32)]` (`cpu::lif::pack_spikes(spikes, t, b, n)`).
 #[allow(clippy::too_many_arguments)]
 pub fn lif(
     rec: &mut Recorder<'_>,

@@ -21,7 +21,7 @@ pub(crate) struct Params {
     dot_off: u32,
 }
 
-/// Where [`population_stats`] writes: `hamming` [T][B][B], `counts` [T][B], `summed_dot` [B][B]
+/// Where [`population_stats`] writes: `hamming` `[T][B][B]`, `counts` `[T][B]`, `summed_dot` `[B][B]`
 /// (u32; widen to the CPU's u64 on read-back).
 #[derive(Clone, Copy, Debug)]
 pub struct StatsViews<'a> {
@@ -30,7 +30,7 @@ pub struct StatsViews<'a> {
     pub summed_dot: View<'a>,
 }
 
-/// The statistics of one population's packed record [T][B][words] (`words = ceil(neurons/32)`,
+/// The statistics of one population's packed record `[T][B][words]` (`words = ceil(neurons/32)`,
 /// unused high bits zero, as the LIF kernel writes them): the twin of
 /// `fitness::spikes::population_stats`, bit for bit. With `accumulate` the results are added
 /// to what the outputs hold (sums over populations).
@@ -100,7 +100,7 @@ pub fn population_stats(
     )
 }
 
-/// Only the per-(t, sample) spike counts of a packed record [T][B][words] into `counts` [T][B]
+/// Only the per-(t, sample) spike counts of a packed record `[T][B][words]` into `counts` `[T][B]`
 /// (firing rates without the pair statistics).
 pub fn spike_counts(
     rec: &mut Recorder<'_>,

@@ -5,7 +5,7 @@
 //!
 //! The forward pass is the executor's ([`crate::cpu::forward`], batch statistics) op for op
 //! and bit for bit: the ops without state run through the executor's own per-op function
-//! ([`crate::cpu::executor::apply_op`]); LIF and batch norm run here, because the tape also
+//! (`crate::cpu::executor::apply_op`); LIF and batch norm run here, because the tape also
 //! records each LIF population's membrane before the reset (the surrogate needs it) and each
 //! batch norm's batch statistics (the backward pass and the running-statistics update need
 //! them), and gradient checks may replace spikes and gates.

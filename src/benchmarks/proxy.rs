@@ -17,7 +17,7 @@
 //!   more terms;
 //! - `zico`: a ZiCo-style gradient statistic at initialisation through the surrogate: the probe
 //!   batch is cut into `M` interleaved mini-batches, the cross-entropy gradient of each is taken
-//!   with [`backprop`], and for every weight tensor `log(sum_j mean_m|g_mj| / std_m g_mj)` is
+//!   with [`crate::cpu::backprop`], and for every weight tensor `log(sum_j mean_m|g_mj| / std_m g_mj)` is
 //!   summed over tensors (high when gradients are large *and* agree across samples);
 //! - `grad_norm`: `log ||mean_m g_m||` of the same gradients;
 //! - `short_train`: validation accuracy after one short pass over a small stratified subset of
@@ -26,7 +26,7 @@
 //! Derived over the sample at summary time: `rank_rdm_params` (mean of the ranks of `rdm` and
 //! `params`), `rdm_resid` / `zico_resid` (the residual of the score after a least-squares fit
 //! on `ln params`, over live networks: "compared within equal size") and `grad_rms`
-//! (`grad_norm - ln(params) / 2`, see [`super::gradient`]).
+//! (`grad_norm - ln(params) / 2`, see [`crate::fitness::gradient`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -38,12 +38,14 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::evaluate::{derive_seed, weight_seed, CpuEvaluator, EvalSettings, Probe, Status};
-pub use super::gradient::{gradient_scores, GRAD_WORST};
-use super::search::load_data;
 use crate::config::Config;
 use crate::cpu::grad::Surrogate;
 use crate::data::Dataset;
+use crate::evolve::search::load_data;
+use crate::fitness::evaluate::{
+    derive_seed, weight_seed, EngineEvaluator, EvalSettings, Probe, Status,
+};
+pub use crate::fitness::gradient::{gradient_scores, GRAD_WORST};
 use crate::genome::Genome;
 use crate::plan::Plan;
 use crate::report::plot;
@@ -280,8 +282,8 @@ struct Bench<'a> {
     /// The dataset the budgeted training uses (training split possibly subset).
     train_ds: Dataset,
     short_ds: Dataset,
-    base: CpuEvaluator,
-    avg9: CpuEvaluator,
+    base: EngineEvaluator,
+    avg9: EngineEvaluator,
     surrogate: Surrogate,
 }
 
@@ -357,8 +359,6 @@ fn score_row(
         &short_cfg,
         bench.cfg.seed,
         &work.join("short"),
-        false,
-        false,
     )?;
     scores.insert("short_train".into(), short.best_val_acc);
     let short_s = t0.elapsed().as_secs_f64();
@@ -373,8 +373,6 @@ fn score_row(
             &bench.cfg.train,
             seed,
             &work.join(format!("seed{s}")),
-            false,
-            false,
         )?;
         val.push(r.best_val_acc);
         test.push(r.test_acc);
@@ -511,7 +509,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Resu
             cfg.train.surrogate
         ))
     })?;
-    let mk = |scores: Vec<String>, w: usize, probe: Probe| -> Result<CpuEvaluator> {
+    let mk = |scores: Vec<String>, w: usize, probe: Probe| -> Result<EngineEvaluator> {
         let s = EvalSettings {
             spec: ds.spec,
             width: cfg.space.width,
@@ -520,7 +518,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Resu
             weight_seeds: w,
             scores,
         };
-        CpuEvaluator::cpu(s, probe)
+        EngineEvaluator::cpu(s, probe)
     };
     let base = mk(
         BASE_SCORES.iter().map(|s| s.to_string()).collect(),
@@ -691,8 +689,10 @@ pub fn score_table(rows: &[Row]) -> BTreeMap<String, Vec<f64>> {
         "grad_rms".into(),
         rows.iter()
             .map(|r| {
-                let g =
-                    super::gradient::grad_rms(r.scores["grad_norm"], r.scores["params"] as usize);
+                let g = crate::fitness::gradient::grad_rms(
+                    r.scores["grad_norm"],
+                    r.scores["params"] as usize,
+                );
                 if !r.live() || g == GRAD_WORST {
                     crate::fitness::WORST_COST
                 } else {

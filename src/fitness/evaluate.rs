@@ -22,23 +22,20 @@ use std::time::Instant;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::{forward, init_params, ForwardOptions};
 use crate::data::Split;
-use crate::fitness::{self, population_stats, PopulationSpikes, PopulationStats, ScoreInput};
+use crate::engine::{Device, Engine, ProbeBatch, SpikeBackend};
+use crate::fitness::{self, PopulationStats, ScoreId, ScoreInput, ScoreKind};
 use crate::genome::{fnv1a64, Genome};
 use crate::plan::{Op, Plan};
 use crate::{DataSpec, Error, Result};
 
-/// Scores computed from the plan and the executor, not from spike statistics.
-pub const COST_SCORES: [&str; 3] = ["params", "sops", "firing_rate"];
-
-/// Scores computed from gradients at initialisation ([`super::gradient`]) by the backend's
-/// [`SpikeBackend::gradients`] (the CPU reference, or the GPU's backward kernels): the first
-/// probe batch, each weight seed, averaged over weight seeds.
-pub const GRADIENT_SCORES: [&str; 2] = ["grad_rms", "grad_norm"];
-
 fn training_free(def: &fitness::ScoreDef) -> bool {
-    def.from_spikes || COST_SCORES.contains(&def.name) || GRADIENT_SCORES.contains(&def.name)
+    def.id.training_free()
+}
+
+/// The kind of a validated score name.
+fn kind_of(name: &str) -> ScoreKind {
+    fitness::score_def(name).map_or(ScoreKind::Spike, |d| d.kind)
 }
 
 /// A seed derived from the run seed, a purpose tag and an index (SplitMix64 finaliser over
@@ -60,24 +57,6 @@ pub fn weight_seed(run_seed: u64, w: usize) -> u64 {
         run_seed
     } else {
         derive_seed(run_seed, "weights", w as u64)
-    }
-}
-
-/// One probe batch: `[T, B, C, H, W]` inputs, ordered by class.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProbeBatch {
-    /// Indices into the training split.
-    pub indices: Vec<usize>,
-    pub labels: Vec<u16>,
-    pub input: Vec<f32>,
-}
-
-impl ProbeBatch {
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
     }
 }
 
@@ -260,140 +239,6 @@ pub trait Evaluator {
     fn evaluate(&mut self, genomes: &[Genome]) -> Vec<Evaluation>;
 }
 
-/// What one forward pass over one probe batch yields: statistics in plan population order.
-#[derive(Clone, Debug)]
-pub struct RunOutput {
-    pub stats: Vec<PopulationStats>,
-    /// Mean spike rate of every population (plan order).
-    pub firing_rates: Vec<f64>,
-    /// Every logit finite.
-    pub finite: bool,
-}
-
-/// Produces population statistics for a compiled plan: the part of an evaluation that depends
-/// on the executor.
-pub trait SpikeBackend {
-    fn device(&self) -> String;
-    /// Run `plan` with weights from `weight_seed` on one probe batch.
-    fn run(
-        &mut self,
-        plan: &Plan,
-        weight_seed: u64,
-        batch: &ProbeBatch,
-        timings: &mut BTreeMap<String, f64>,
-    ) -> std::result::Result<RunOutput, String>;
-
-    /// The cross-entropy gradient of each mini-batch (`x` as `[T, nb, ...]`, labels) at the
-    /// weights of `weight_seed`, for the gradient scores. The default runs the CPU reference.
-    fn gradients(
-        &mut self,
-        plan: &Plan,
-        weight_seed: u64,
-        batches: &[(Vec<f32>, Vec<u16>)],
-        surrogate: crate::cpu::grad::Surrogate,
-    ) -> std::result::Result<Vec<Vec<f32>>, String> {
-        Ok(cpu_gradients_at(
-            plan,
-            weight_seed,
-            batches,
-            surrogate,
-            crate::cpu::Kernels::Fast,
-        ))
-    }
-}
-
-/// [`super::gradient::cpu_gradients`] at the weights of `weight_seed`, over the plan's T.
-fn cpu_gradients_at(
-    plan: &Plan,
-    weight_seed: u64,
-    batches: &[(Vec<f32>, Vec<u16>)],
-    surrogate: crate::cpu::grad::Surrogate,
-    kernels: crate::cpu::Kernels,
-) -> Vec<Vec<f32>> {
-    let params = init_params(plan, weight_seed);
-    super::gradient::cpu_gradients(
-        plan,
-        &params,
-        batches,
-        plan.spec.timesteps,
-        surrogate,
-        kernels,
-    )
-}
-
-/// The CPU executor as a [`SpikeBackend`].
-#[derive(Clone, Debug, Default)]
-pub struct CpuBackend {
-    /// Convolution implementation: the fast one, or the reference loops (bit-equal statistics
-    /// with the GPU engine).
-    pub kernels: crate::cpu::Kernels,
-}
-
-impl SpikeBackend for CpuBackend {
-    fn device(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
-    }
-
-    fn gradients(
-        &mut self,
-        plan: &Plan,
-        weight_seed: u64,
-        batches: &[(Vec<f32>, Vec<u16>)],
-        surrogate: crate::cpu::grad::Surrogate,
-    ) -> std::result::Result<Vec<Vec<f32>>, String> {
-        Ok(cpu_gradients_at(
-            plan,
-            weight_seed,
-            batches,
-            surrogate,
-            self.kernels,
-        ))
-    }
-
-    fn run(
-        &mut self,
-        plan: &Plan,
-        weight_seed: u64,
-        batch: &ProbeBatch,
-        timings: &mut BTreeMap<String, f64>,
-    ) -> std::result::Result<RunOutput, String> {
-        let t0 = Instant::now();
-        let params = init_params(plan, weight_seed);
-        add_time(timings, "init", t0);
-        let t0 = Instant::now();
-        let mut opts = ForwardOptions::new(plan.spec.timesteps, batch.len());
-        opts.record_spikes = true;
-        opts.kernels = self.kernels;
-        let out = forward(plan, &params, &batch.input, &opts);
-        add_time(timings, "forward", t0);
-        let t0 = Instant::now();
-        let stats = plan
-            .populations
-            .iter()
-            .zip(out.spikes)
-            .map(|(p, data)| {
-                population_stats(&PopulationSpikes {
-                    name: p.name.clone(),
-                    neurons: p.neurons,
-                    t: plan.spec.timesteps,
-                    b: batch.len(),
-                    data,
-                })
-            })
-            .collect();
-        add_time(timings, "stats", t0);
-        Ok(RunOutput {
-            stats,
-            firing_rates: out.firing_rates.iter().map(|&r| r as f64).collect(),
-            finite: out.logits.iter().all(|v| v.is_finite()),
-        })
-    }
-}
-
-fn add_time(timings: &mut BTreeMap<String, f64>, what: &str, since: Instant) {
-    *timings.entry(what.to_string()).or_insert(0.0) += since.elapsed().as_secs_f64();
-}
-
 /// Population statistics reordered for [`ScoreInput`]: every population outside
 /// `plan.late_populations` in plan order, then the late ones with the head last. Returns the
 /// reordered statistics and the `late` count for `rdm_late`.
@@ -452,20 +297,19 @@ pub struct ScoringEvaluator<B: SpikeBackend> {
     pub probe: Probe,
 }
 
-/// The CPU reference evaluator.
-pub type CpuEvaluator = ScoringEvaluator<CpuBackend>;
+/// The evaluator on an [`Engine`] (any device).
+pub type EngineEvaluator = ScoringEvaluator<Engine>;
 
-impl CpuEvaluator {
+impl EngineEvaluator {
+    /// On the CPU engine.
     pub fn cpu(settings: EvalSettings, probe: Probe) -> Result<Self> {
-        ScoringEvaluator::new(CpuBackend::default(), settings, probe)
+        ScoringEvaluator::new(Engine::new(Device::cpu()), settings, probe)
     }
 
-    /// With the reference convolution loops: spike statistics bit-equal with the GPU engine's.
+    /// On the CPU engine with the reference convolution loops: spike statistics bit-equal with
+    /// the GPU engine's.
     pub fn cpu_reference(settings: EvalSettings, probe: Probe) -> Result<Self> {
-        let backend = CpuBackend {
-            kernels: crate::cpu::Kernels::Reference,
-        };
-        ScoringEvaluator::new(backend, settings, probe)
+        ScoringEvaluator::new(Engine::new(Device::cpu_reference()), settings, probe)
     }
 }
 
@@ -508,11 +352,11 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
             Err(e) => {
                 let mut ev =
                     Evaluation::worst(genome, &s.scores, Status::Failed, format!("compile: {e}"));
-                add_time(&mut ev.timings, "compile", t0);
+                crate::engine::add_time(&mut ev.timings, "compile", t0);
                 return ev;
             }
         };
-        add_time(&mut timings, "compile", t0);
+        crate::engine::add_time(&mut timings, "compile", t0);
         if let Err(e) = plan.check_workload(self.probe.batch_size(), self.probe.timesteps) {
             let mut ev =
                 Evaluation::worst(genome, &s.scores, Status::Failed, format!("probe: {e}"));
@@ -523,9 +367,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
         let spike_scores: Vec<&String> = s
             .scores
             .iter()
-            .filter(|n| {
-                !COST_SCORES.contains(&n.as_str()) && !GRADIENT_SCORES.contains(&n.as_str())
-            })
+            .filter(|n| kind_of(n) == ScoreKind::Spike)
             .collect();
         let mut sums: BTreeMap<String, f64> = s.scores.iter().map(|n| (n.clone(), 0.0)).collect();
         let mut failed_scores: BTreeMap<String, String> = BTreeMap::new();
@@ -576,7 +418,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
                 for name in &spike_scores {
                     let t0 = Instant::now();
                     let outcome = fitness::compute(name, &input);
-                    add_time(&mut timings, name, t0);
+                    crate::engine::add_time(&mut timings, name, t0);
                     match outcome {
                         Ok(fitness::ScoreOutcome::Value(v)) => {
                             *sums.get_mut(*name).unwrap() += v;
@@ -591,15 +433,16 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
                         }
                     }
                 }
-                for name in COST_SCORES {
+                for id in ScoreId::of_kind(ScoreKind::Cost) {
+                    let name = id.name();
                     if let Some(v) = sums.get_mut(name) {
                         let t0 = Instant::now();
-                        *v += match name {
-                            "params" => plan.num_params as f64,
-                            "sops" => sops(&plan, &rates),
+                        *v += match id {
+                            ScoreId::Params => plan.num_params as f64,
+                            ScoreId::Sops => sops(&plan, &rates),
                             _ => rates.iter().sum::<f64>() / rates.len().max(1) as f64,
                         };
-                        add_time(&mut timings, name, t0);
+                        crate::engine::add_time(&mut timings, name, t0);
                     }
                 }
             }
@@ -613,7 +456,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
         let gradient: Vec<&String> = s
             .scores
             .iter()
-            .filter(|n| GRADIENT_SCORES.contains(&n.as_str()))
+            .filter(|n| kind_of(n) == ScoreKind::Gradient)
             .collect();
         if !gradient.is_empty() {
             let t0 = Instant::now();
@@ -653,9 +496,9 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
             for name in s
                 .scores
                 .iter()
-                .filter(|n| GRADIENT_SCORES.contains(&n.as_str()))
+                .filter(|n| kind_of(n) == ScoreKind::Gradient)
             {
-                add_time(&mut timings, name, t0);
+                crate::engine::add_time(&mut timings, name, t0);
             }
         }
         let mut scores = BTreeMap::new();
@@ -719,34 +562,17 @@ impl<B: SpikeBackend> Evaluator for ScoringEvaluator<B> {
     }
 }
 
-/// The evaluator for a `--device` value: `cpu` (the reference), `auto` (a hardware GPU when
-/// there is one, else the CPU reference), `gpu` or part of an adapter's name.
+/// The scoring evaluator on a resolved device (see [`Device::resolve`]).
 pub fn make_evaluator(
-    device: &str,
+    device: &Device,
     settings: EvalSettings,
     probe: Probe,
 ) -> Result<Box<dyn Evaluator>> {
-    use super::gpu_backend::GpuBackend;
-    use crate::gpu::DeviceChoice;
-    match device {
-        "cpu" => Ok(Box::new(CpuEvaluator::cpu(settings, probe)?)),
-        // A hardware GPU when there is one; a CPU Vulkan driver (lavapipe) is slower than the
-        // CPU reference, so `auto` falls back to the reference instead.
-        "auto" => match GpuBackend::new(&DeviceChoice::Gpu) {
-            Ok(b) => Ok(Box::new(ScoringEvaluator::new(b, settings, probe)?)),
-            Err(_) => Ok(Box::new(CpuEvaluator::cpu(settings, probe)?)),
-        },
-        other => {
-            let choice: DeviceChoice = other.parse()?;
-            let b = GpuBackend::new(&choice).map_err(|e| {
-                Error::input(format!(
-                    "--device {other}: {e} (allowed: cpu, auto, gpu or part of an adapter name; \
-                     `msenas devices` lists them)"
-                ))
-            })?;
-            Ok(Box::new(ScoringEvaluator::new(b, settings, probe)?))
-        }
-    }
+    Ok(Box::new(ScoringEvaluator::new(
+        Engine::new(device.clone()),
+        settings,
+        probe,
+    )?))
 }
 
 /// Statistics of one genome on the first probe batch with the first weight seed, reordered as
@@ -764,9 +590,12 @@ pub fn cpu_probe_stats(
     )
     .map_err(|e| Error::input(format!("genome does not compile: {e}")))?;
     let mut timings = BTreeMap::new();
-    let out = CpuBackend::default()
-        .run(&plan, weight_seed(settings.seed, 0), batch, &mut timings)
-        .map_err(Error::input)?;
+    let out = Engine::new(Device::cpu()).run(
+        &plan,
+        weight_seed(settings.seed, 0),
+        batch,
+        &mut timings,
+    )?;
     let (ordered, _) = order_for_scores(&plan, out.stats);
     Ok((plan, ordered))
 }
@@ -774,6 +603,8 @@ pub fn cpu_probe_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::RunOutput;
+    use crate::fitness::{population_stats, PopulationSpikes};
     use crate::genome::{CellGene, MicroVariant};
 
     fn spec() -> DataSpec {
@@ -846,7 +677,7 @@ mod tests {
     #[test]
     fn live_network_gets_every_score() {
         let all: Vec<&str> = scorable();
-        let mut ev = CpuEvaluator::cpu(settings(&all), probe()).unwrap();
+        let mut ev = EngineEvaluator::cpu(settings(&all), probe()).unwrap();
         let e = ev.evaluate_one(&genome(MicroVariant::Kernel, 0));
         assert_eq!(e.status, Status::Ok, "{:?}", e.reason);
         assert_eq!(e.scores.len(), all.len());
@@ -862,7 +693,7 @@ mod tests {
     #[test]
     fn gradient_scores_follow_their_definition() {
         let mut ev =
-            CpuEvaluator::cpu(settings(&["grad_rms", "grad_norm", "params"]), probe()).unwrap();
+            EngineEvaluator::cpu(settings(&["grad_rms", "grad_norm", "params"]), probe()).unwrap();
         let e = ev.evaluate_one(&genome(MicroVariant::Kernel, 0));
         assert_eq!(e.status, Status::Ok, "{:?}", e.reason);
         let (gn, p) = (e.score("grad_norm"), e.score("params"));
@@ -891,7 +722,7 @@ mod tests {
     fn all_inhibitory_last_cell_is_dead() {
         // micro = full, every op I3: the last cell's nodes are sums of min(z, 0) <= 0, so the
         // head LIF never fires for any sample.
-        let mut ev = CpuEvaluator::cpu(settings(&["rdm", "sahd", "params"]), probe()).unwrap();
+        let mut ev = EngineEvaluator::cpu(settings(&["rdm", "sahd", "params"]), probe()).unwrap();
         let e = ev.evaluate_one(&genome(MicroVariant::Full, 2));
         assert_eq!(e.status, Status::Dead);
         assert!(e.reason.as_deref().unwrap().contains("dead"));
@@ -914,7 +745,7 @@ mod tests {
                 _: u64,
                 batch: &ProbeBatch,
                 _: &mut BTreeMap<String, f64>,
-            ) -> std::result::Result<RunOutput, String> {
+            ) -> crate::Result<RunOutput> {
                 let b = batch.len();
                 let stats = plan
                     .populations
@@ -963,7 +794,7 @@ mod tests {
         s.spec.width = 1;
         let mut p = probe();
         p.batches[0].input = vec![0.5; 2 * 6];
-        let mut ev = CpuEvaluator::cpu(s, p).unwrap();
+        let mut ev = EngineEvaluator::cpu(s, p).unwrap();
         let e = ev.evaluate_one(&genome(MicroVariant::Kernel, 0));
         assert_eq!(e.status, Status::Failed);
         assert!(e.reason.as_deref().unwrap().starts_with("compile"));
@@ -975,7 +806,7 @@ mod tests {
         assert!(settings(&["short_train"]).validate().is_err());
         assert!(settings(&["rdmm"]).validate().is_err());
         assert!(settings(&["rdm", "rdm"]).validate().is_err());
-        assert!(make_evaluator("no-such-adapter-anywhere", settings(&["rdm"]), probe()).is_err());
+        assert!(Device::resolve("no-such-adapter-anywhere").is_err());
     }
 
     #[test]

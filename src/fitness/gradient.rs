@@ -1,7 +1,7 @@
 //! Gradient signals at initialisation through the surrogate (training-free: no weight changes).
 //!
 //! The first probe batch is cut into `M` interleaved mini-batches; the cross-entropy gradient of
-//! each (no label smoothing) is taken with the training reverse pass ([`backprop`]) at the
+//! each (no label smoothing) is taken with the training reverse pass ([`crate::cpu::backprop`]) at the
 //! initial weights, with batch statistics and the given surrogate. From the `M` gradients:
 //!
 //! - `zico`: for every weight tensor `ln(sum_j mean_m|g_mj| / std_m g_mj)`, summed over tensors;
@@ -11,11 +11,11 @@
 //!   Lower is better: the ranking benchmark (docs/proxy-ranking.md) measured networks with
 //!   smaller initial gradients per parameter training to higher accuracy.
 
-use super::evaluate::{Probe, ProbeBatch};
-use crate::cpu::grad::{softmax_cross_entropy, Surrogate};
-use crate::cpu::{init_params, LifParams};
+use super::evaluate::Probe;
+use crate::cpu::grad::Surrogate;
+use crate::cpu::init_params;
+use crate::engine::{cpu_gradients, ProbeBatch};
 use crate::plan::Plan;
-use crate::train::{self, backprop};
 
 /// Value standing in for a gradient score that could not be computed (dead gradients).
 pub const GRAD_WORST: f64 = -1e9;
@@ -42,47 +42,6 @@ pub fn mini_batches(batch: &ProbeBatch, t: usize, m: usize) -> Vec<(Vec<f32>, Ve
                 }
             }
             (x, idx.iter().map(|&i| batch.labels[i]).collect())
-        })
-        .collect()
-}
-
-/// The cross-entropy gradient (no label smoothing) of every mini-batch at the weights `params`,
-/// on the CPU engine with the given convolution implementation.
-pub fn cpu_gradients(
-    plan: &Plan,
-    params: &[f32],
-    batches: &[(Vec<f32>, Vec<u16>)],
-    t: usize,
-    surrogate: Surrogate,
-    kernels: crate::cpu::Kernels,
-) -> Vec<Vec<f32>> {
-    let k = plan.spec.classes;
-    batches
-        .iter()
-        .map(|(x, labels)| {
-            let tape = backprop::forward_tape(
-                plan,
-                params,
-                x,
-                t,
-                labels.len(),
-                LifParams::default(),
-                train::BN_EPS,
-                backprop::Hooks {
-                    kernels,
-                    ..backprop::Hooks::default()
-                },
-            );
-            let (_, gl) = softmax_cross_entropy(tape.logits(plan), labels, k, 0.0);
-            backprop::backward(
-                plan,
-                params,
-                tape,
-                &gl,
-                LifParams::default(),
-                surrogate,
-                train::BN_EPS,
-            )
         })
         .collect()
 }

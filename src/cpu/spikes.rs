@@ -2,7 +2,7 @@
 //!
 //! The statistics are plain integer sums of XOR/AND + popcount over the packed words, so a GPU
 //! kernel (u32 atomics, no floats) produces exactly the same numbers and only they, never the
-//! spikes, need to travel back. Every score in [`super::scores`] is a function of them.
+//! spikes, need to travel back. Every score in [`crate::fitness::scores`] is a function of them.
 
 use crate::{Error, Result};
 

@@ -26,9 +26,10 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::evaluate::{derive_seed, weight_seed, ProbeBatch};
 use super::proxy::Row;
 use crate::cpu::{init_params, LifParams};
+use crate::engine::ProbeBatch;
+use crate::fitness::evaluate::{derive_seed, weight_seed};
 use crate::genome::Genome;
 use crate::plan::{Op, Plan};
 use crate::stats::spearman;
@@ -208,7 +209,7 @@ pub fn rescore(
         let net = Network::from_genome(genome, &spec, cfg.space.width, cfg.space.reduce_kernel)?;
         let seed = derive_seed(cfg.seed, "proxy-reference-train", attempt);
         let dir = work.join("reference");
-        let result = train::train(&net, input.train_ds, &cfg.train, seed, &dir, false, false)?;
+        let result = train::train(&net, input.train_ds, &cfg.train, seed, &dir)?;
         let (_, params, _) = train::load_model(&dir.join("model.ckpt"))?;
         let _ = std::fs::remove_dir_all(&dir);
         log(&format!(

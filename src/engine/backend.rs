@@ -1,0 +1,244 @@
+//! The part of the engine that runs a plan: the CPU engine and the trait the scoring evaluator
+//! drives ([`SpikeBackend`]), and the CPU gradients at initialisation.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::{Forward, Outputs};
+use crate::cpu::backprop;
+use crate::cpu::grad::{softmax_cross_entropy, Surrogate};
+use crate::cpu::{
+    forward, init_params, population_stats, ForwardOptions, LifParams, PopulationSpikes,
+    PopulationStats,
+};
+use crate::plan::Plan;
+
+/// One probe batch: `[T, B, C, H, W]` inputs, ordered by class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeBatch {
+    /// Indices into the training split.
+    pub indices: Vec<usize>,
+    pub labels: Vec<u16>,
+    pub input: Vec<f32>,
+}
+
+impl ProbeBatch {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// What one forward pass over one probe batch yields: statistics in plan population order.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    pub stats: Vec<PopulationStats>,
+    /// Mean spike rate of every population (plan order).
+    pub firing_rates: Vec<f64>,
+    /// Every logit finite.
+    pub finite: bool,
+}
+
+/// Produces population statistics for a compiled plan: the part of an evaluation that depends
+/// on the executor.
+pub trait SpikeBackend {
+    fn device(&self) -> String;
+    /// Run `plan` with weights from `weight_seed` on one probe batch.
+    fn run(
+        &mut self,
+        plan: &Plan,
+        weight_seed: u64,
+        batch: &ProbeBatch,
+        timings: &mut BTreeMap<String, f64>,
+    ) -> crate::Result<RunOutput>;
+
+    /// The cross-entropy gradient of each mini-batch (`x` as `[T, nb, ...]`, labels) at the
+    /// weights of `weight_seed`, for the gradient scores. The default runs the CPU reference.
+    fn gradients(
+        &mut self,
+        plan: &Plan,
+        weight_seed: u64,
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: crate::cpu::grad::Surrogate,
+    ) -> crate::Result<Vec<Vec<f32>>> {
+        Ok(cpu_gradients_at(
+            plan,
+            weight_seed,
+            batches,
+            surrogate,
+            crate::cpu::Kernels::Fast,
+        ))
+    }
+}
+
+/// [`cpu_gradients`] at the weights of `weight_seed`, over the plan's T.
+pub(crate) fn cpu_gradients_at(
+    plan: &Plan,
+    weight_seed: u64,
+    batches: &[(Vec<f32>, Vec<u16>)],
+    surrogate: crate::cpu::grad::Surrogate,
+    kernels: crate::cpu::Kernels,
+) -> Vec<Vec<f32>> {
+    let params = init_params(plan, weight_seed);
+    cpu_gradients(
+        plan,
+        &params,
+        batches,
+        plan.spec.timesteps,
+        surrogate,
+        kernels,
+    )
+}
+
+/// The CPU executor as a [`SpikeBackend`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CpuBackend {
+    /// Convolution implementation: the fast one, or the reference loops (bit-equal statistics
+    /// with the GPU engine).
+    pub kernels: crate::cpu::Kernels,
+}
+
+impl SpikeBackend for CpuBackend {
+    fn device(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn gradients(
+        &mut self,
+        plan: &Plan,
+        weight_seed: u64,
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: crate::cpu::grad::Surrogate,
+    ) -> crate::Result<Vec<Vec<f32>>> {
+        Ok(cpu_gradients_at(
+            plan,
+            weight_seed,
+            batches,
+            surrogate,
+            self.kernels,
+        ))
+    }
+
+    fn run(
+        &mut self,
+        plan: &Plan,
+        weight_seed: u64,
+        batch: &ProbeBatch,
+        timings: &mut BTreeMap<String, f64>,
+    ) -> crate::Result<RunOutput> {
+        let t0 = Instant::now();
+        let params = init_params(plan, weight_seed);
+        add_time(timings, "init", t0);
+        let t0 = Instant::now();
+        let mut opts = ForwardOptions::new(plan.spec.timesteps, batch.len());
+        opts.record_spikes = true;
+        opts.kernels = self.kernels;
+        let out = forward(plan, &params, &batch.input, &opts);
+        add_time(timings, "forward", t0);
+        let t0 = Instant::now();
+        let stats = stats_of(plan, batch.len(), out.spikes);
+        add_time(timings, "stats", t0);
+        Ok(RunOutput {
+            stats,
+            firing_rates: out.firing_rates.iter().map(|&r| r as f64).collect(),
+            finite: out.logits.iter().all(|v| v.is_finite()),
+        })
+    }
+}
+
+pub(crate) fn add_time(timings: &mut BTreeMap<String, f64>, what: &str, since: Instant) {
+    *timings.entry(what.to_string()).or_insert(0.0) += since.elapsed().as_secs_f64();
+}
+
+impl CpuBackend {
+    pub(crate) fn forward(
+        &self,
+        plan: &Plan,
+        weight_seed: u64,
+        input: &[f32],
+        batch: usize,
+        want: Outputs,
+    ) -> Forward {
+        let params = init_params(plan, weight_seed);
+        let mut opts = ForwardOptions::new(plan.spec.timesteps, batch);
+        opts.record_spikes = want.stats;
+        opts.kernels = self.kernels;
+        let out = forward(plan, &params, input, &opts);
+        let counts = want.firing_rates || want.stats;
+        let stats = if want.stats {
+            stats_of(plan, batch, out.spikes)
+        } else {
+            Vec::new()
+        };
+        Forward {
+            logits: out.logits,
+            spike_counts: if counts { out.spike_counts } else { Vec::new() },
+            firing_rates: if counts {
+                out.firing_rates.iter().map(|&r| r as f64).collect()
+            } else {
+                Vec::new()
+            },
+            stats,
+        }
+    }
+}
+
+/// The integer statistics of every population's packed spikes (plan order).
+fn stats_of(plan: &Plan, batch: usize, spikes: Vec<Vec<u32>>) -> Vec<PopulationStats> {
+    plan.populations
+        .iter()
+        .zip(spikes)
+        .map(|(p, data)| {
+            population_stats(&PopulationSpikes {
+                name: p.name.clone(),
+                neurons: p.neurons,
+                t: plan.spec.timesteps,
+                b: batch,
+                data,
+            })
+        })
+        .collect()
+}
+
+/// The cross-entropy gradient (no label smoothing) of every mini-batch at the weights `params`,
+/// on the CPU engine with the given convolution implementation.
+pub fn cpu_gradients(
+    plan: &Plan,
+    params: &[f32],
+    batches: &[(Vec<f32>, Vec<u16>)],
+    t: usize,
+    surrogate: Surrogate,
+    kernels: crate::cpu::Kernels,
+) -> Vec<Vec<f32>> {
+    let k = plan.spec.classes;
+    batches
+        .iter()
+        .map(|(x, labels)| {
+            let tape = backprop::forward_tape(
+                plan,
+                params,
+                x,
+                t,
+                labels.len(),
+                LifParams::default(),
+                crate::cpu::BN_EPS,
+                backprop::Hooks {
+                    kernels,
+                    ..backprop::Hooks::default()
+                },
+            );
+            let (_, gl) = softmax_cross_entropy(tape.logits(plan), labels, k, 0.0);
+            backprop::backward(
+                plan,
+                params,
+                tape,
+                &gl,
+                LifParams::default(),
+                surrogate,
+                crate::cpu::BN_EPS,
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,186 @@
+//! A training session on one device: the plan's parameters, the AdamW moments and the
+//! batch-norm running statistics live on the device between steps; one step is forward, loss,
+//! backward, running-statistics update and AdamW update. The CPU session is the oracle the
+//! wgpu session is checked against.
+
+use super::Device;
+use crate::cpu::backprop;
+use crate::cpu::optim::AdamW;
+use crate::cpu::{bn_update_running, BnMode, BnRunning, ForwardOptions};
+use crate::gpu::{GpuTrainer, TrainSettings, TrainState};
+use crate::plan::Plan;
+use crate::Result;
+
+/// What one step brings back (the same on every device).
+pub use crate::gpu::StepOutput;
+
+/// Rows per evaluation batch on the CPU engine.
+const CPU_EVAL_BATCH: usize = 256;
+
+/// One plan being trained on one device.
+pub struct TrainSession {
+    inner: Inner,
+}
+
+enum Inner {
+    Cpu(Box<CpuSession>),
+    Gpu(Box<GpuTrainer>),
+}
+
+struct CpuSession {
+    plan: Plan,
+    settings: TrainSettings,
+    params: Vec<f32>,
+    bn: BnRunning,
+    opt: AdamW,
+}
+
+impl TrainSession {
+    /// A session for `plan` on `device`, with batches of up to `capacity` samples, starting
+    /// from `state` (parameters, AdamW moments and step, running statistics).
+    pub fn new(
+        device: &Device,
+        plan: &Plan,
+        capacity: usize,
+        settings: TrainSettings,
+        state: TrainState,
+    ) -> Result<TrainSession> {
+        let inner = match device.gpu_context() {
+            Some(ctx) => {
+                let t = plan.spec.timesteps;
+                let mut g =
+                    GpuTrainer::new(ctx.clone(), plan, t, capacity, settings, &state.params)?;
+                g.write_state(&state)?;
+                Inner::Gpu(Box::new(g))
+            }
+            None => {
+                let mut opt = AdamW::new(plan, settings.weight_decay);
+                opt.m = state.adam_m;
+                opt.v = state.adam_v;
+                opt.step = state.step;
+                Inner::Cpu(Box::new(CpuSession {
+                    plan: plan.clone(),
+                    settings,
+                    params: state.params,
+                    bn: state.bn,
+                    opt,
+                }))
+            }
+        };
+        Ok(TrainSession { inner })
+    }
+
+    /// One optimiser step on a batch (`[T, B, ...]` or `[B, ...]` inputs) at learning rate `lr`.
+    /// A non-finite loss is returned as it is; on the CPU nothing is updated then.
+    pub fn step(&mut self, input: &[f32], labels: &[u16], lr: f32) -> Result<StepOutput> {
+        match &mut self.inner {
+            Inner::Gpu(g) => g.step(input, labels, lr),
+            Inner::Cpu(c) => Ok(c.step(input, labels, lr)),
+        }
+    }
+
+    /// The batch size [`TrainSession::evaluate`] is fed in.
+    pub fn eval_batch(&self) -> usize {
+        match &self.inner {
+            Inner::Gpu(g) => g.capacity(),
+            Inner::Cpu(_) => CPU_EVAL_BATCH,
+        }
+    }
+
+    /// `[B, classes]` logits in evaluation mode (running batch-norm statistics) with the
+    /// current weights.
+    pub fn evaluate(&mut self, input: &[f32], b: usize) -> Result<Vec<f32>> {
+        match &mut self.inner {
+            Inner::Gpu(g) => g.evaluate(input, b),
+            Inner::Cpu(c) => {
+                let mut o = ForwardOptions::new(c.plan.spec.timesteps, b);
+                o.bn = BnMode::Running(&c.bn);
+                o.lif = c.settings.lif;
+                o.eps = c.settings.eps;
+                Ok(crate::cpu::forward(&c.plan, &c.params, input, &o).logits)
+            }
+        }
+    }
+
+    /// The whole state: parameters, AdamW moments and step, running statistics.
+    pub fn state(&self) -> Result<TrainState> {
+        match &self.inner {
+            Inner::Gpu(g) => g.read_state(),
+            Inner::Cpu(c) => Ok(TrainState {
+                params: c.params.clone(),
+                adam_m: c.opt.m.clone(),
+                adam_v: c.opt.v.clone(),
+                step: c.opt.step,
+                bn: c.bn.clone(),
+            }),
+        }
+    }
+
+    /// Replace the weights and running statistics (e.g. with the best epoch's, to measure the
+    /// test split); the optimiser state is kept.
+    pub fn set_model(&mut self, params: &[f32], bn: &BnRunning) -> Result<()> {
+        match &mut self.inner {
+            Inner::Gpu(g) => g.write_model(params, bn),
+            Inner::Cpu(c) => {
+                c.params.copy_from_slice(params);
+                c.bn = bn.clone();
+                Ok(())
+            }
+        }
+    }
+}
+
+impl CpuSession {
+    fn step(&mut self, x: &[f32], labels: &[u16], lr: f32) -> StepOutput {
+        let plan = &self.plan;
+        let s = self.settings;
+        let (t, b, k) = (plan.spec.timesteps, labels.len(), plan.spec.classes);
+        let tape = backprop::forward_tape(
+            plan,
+            &self.params,
+            x,
+            t,
+            b,
+            s.lif,
+            s.eps,
+            backprop::Hooks::default(),
+        );
+        let logits = tape.logits(plan).to_vec();
+        let (loss, gl) = s.loss.eval(&logits, labels, k, s.label_smoothing);
+        if !loss.is_finite() {
+            return StepOutput {
+                loss: f64::from(loss),
+                logits,
+            };
+        }
+        for (i, &ch) in plan.bn_channels.iter().enumerate() {
+            let (mean, var) = &tape.bn_stats[i];
+            bn_update_running(
+                &mut self.bn.mean[i],
+                &mut self.bn.var[i],
+                mean,
+                var,
+                t * b * bn_hw(plan, i),
+                s.momentum,
+            );
+            debug_assert_eq!(mean.len(), ch);
+        }
+        let grad = backprop::backward(plan, &self.params, tape, &gl, s.lif, s.surrogate, s.eps);
+        self.opt.update(&mut self.params, &grad, lr);
+        StepOutput {
+            loss: f64::from(loss),
+            logits,
+        }
+    }
+}
+
+/// `H*W` of batch-norm layer `i`.
+fn bn_hw(plan: &Plan, i: usize) -> usize {
+    plan.ops
+        .iter()
+        .find_map(|op| match op {
+            crate::plan::Op::BatchNorm { y, bn, .. } if *bn == i => Some(plan.tensors[*y].hw()),
+            _ => None,
+        })
+        .expect("every batch-norm slot has an op")
+}
