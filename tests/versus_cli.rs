@@ -23,6 +23,8 @@ const ARGS: &[&str] = &[
     "2",
     "--train-subset",
     "96",
+    "--eval-subset",
+    "40",
     "--out",
     "bench",
 ];

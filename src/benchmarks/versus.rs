@@ -51,6 +51,10 @@ pub struct VersusOptions {
     pub top: usize,
     /// Train on a stratified subset of this many training samples (`None`: the whole split).
     pub train_subset: Option<usize>,
+    /// Validate and test on stratified subsets of this many samples each (`None`: the whole
+    /// splits).
+    #[serde(default)]
+    pub eval_subset: Option<usize>,
 }
 
 impl Default for VersusOptions {
@@ -60,6 +64,7 @@ impl Default for VersusOptions {
             seeds: 3,
             top: 3,
             train_subset: None,
+            eval_subset: None,
         }
     }
 }
@@ -80,6 +85,9 @@ impl VersusOptions {
         }
         if self.train_subset == Some(0) {
             return Err(Error::input("--train-subset: 0 (allowed: >= 1)"));
+        }
+        if self.eval_subset.is_some_and(|n| n < 2) {
+            return Err(Error::input("--eval-subset: below 2 (allowed: >= 2)"));
         }
         Ok(())
     }
@@ -279,12 +287,23 @@ pub fn run(
     }
 
     // 3. Training.
-    let train_ds = match opts.train_subset {
+    let mut train_ds = match opts.train_subset {
         Some(n) if n < ds.train.len() => {
             super::proxy::subset_dataset(&ds, n, cfg.seed, "versus-train")
         }
         _ => ds.clone(),
     };
+    if let Some(n) = opts.eval_subset {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(cfg.seed, "versus-eval", 0));
+        if n < train_ds.val.len() {
+            let idx = train_ds.val.stratified(n, &mut rng);
+            train_ds.val = train_ds.val.subset(&idx);
+        }
+        if n < train_ds.test.len() {
+            let idx = train_ds.test.stratified(n, &mut rng);
+            train_ds.test = train_ds.test.subset(&idx);
+        }
+    }
     let mut plan: Vec<(String, Group, Genome, String, Option<f64>)> = Vec::new();
     for (i, (g, k, f)) in picked.into_iter().enumerate() {
         let name = if i == 0 {
@@ -298,11 +317,14 @@ pub fn run(
         plan.push((format!("random{:02}", i + 1), Group::Random, g, k, None));
     }
     observer.stage(&format!(
-        "training: {} architectures x {} seeds, {} epochs on {} training samples",
+        "training: {} architectures x {} seeds, {} epochs on {} training samples \
+         ({} validation, {} test)",
         plan.len(),
         opts.seeds,
         cfg.train.epochs,
-        train_ds.train.len()
+        train_ds.train.len(),
+        train_ds.val.len(),
+        train_ds.test.len()
     ));
     let total = plan.len() * opts.seeds;
     let t_train = Instant::now();

@@ -24,6 +24,10 @@ pub struct Args {
     /// Train on a stratified subset of this many training samples (default: the whole split).
     #[arg(long)]
     pub train_subset: Option<usize>,
+    /// Validate and test on stratified subsets of this many samples each (default: the whole
+    /// splits).
+    #[arg(long)]
+    pub eval_subset: Option<usize>,
 }
 
 /// A line per stage and per training, with the rate and the time left.
@@ -73,6 +77,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seeds: a.seeds,
         top: a.top,
         train_subset: a.train_subset,
+        eval_subset: a.eval_subset,
     };
     opts.validate()?;
     let device = Device::resolve(&cfg.search.device)?;
