@@ -150,7 +150,7 @@ pub fn bootstrap_ci(
 
 /// Quantile `q` in [0, 1] of sorted, non-empty data, linear interpolation between order
 /// statistics at position `q (n - 1)`.
-fn quantile_sorted(v: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile_sorted(v: &[f64], q: f64) -> f64 {
     let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;

@@ -30,7 +30,7 @@ use crate::fitness::evaluate::{derive_seed, Status};
 use crate::fitness::{self, Direction};
 use crate::genome::Genome;
 use crate::report::plot::{self, Series};
-use crate::stats::{bootstrap_ci, median};
+use crate::stats::{bootstrap_ci, median, quantile_sorted};
 use crate::train::{Network, Silent, TrainJob, TrainResult};
 use crate::{Error, Result};
 
@@ -135,6 +135,26 @@ pub struct VersusReport {
     pub pick_percentile: f64,
     pub archs: Vec<Arch>,
     pub train_seconds: f64,
+}
+
+impl VersusReport {
+    /// One line: the pick against the random draws, with intervals and percentile.
+    pub fn summary(&self) -> String {
+        format!(
+            "fitness {}: pick {:.2}% [{:.2}, {:.2}] vs random median {:.2}% (best {:.2}%): \
+             {:+.2} points [{:+.2}, {:+.2}], percentile {:.0}",
+            self.fitness,
+            100.0 * self.pick_mean,
+            100.0 * self.pick_ci.0,
+            100.0 * self.pick_ci.1,
+            100.0 * self.random_median,
+            100.0 * self.random_best,
+            100.0 * self.diff_median,
+            100.0 * self.diff_median_ci.0,
+            100.0 * self.diff_median_ci.1,
+            self.pick_percentile
+        )
+    }
 }
 
 /// Receives the benchmark's progress (the CLI prints lines with an ETA).
@@ -361,12 +381,9 @@ pub fn run(
     );
     write_report(out, &report)?;
     observer.stage(&format!(
-        "done in {:.0} s: pick {:.2}% vs random median {:.2}% (best {:.2}%), percentile {:.0}",
+        "done in {:.0} s: {}",
         started.elapsed().as_secs_f64(),
-        100.0 * report.pick_mean,
-        100.0 * report.random_median,
-        100.0 * report.random_best,
-        report.pick_percentile
+        report.summary()
     ));
     Ok(report)
 }
@@ -463,11 +480,6 @@ pub fn summarise(
         }
     }
     diffs.sort_by(f64::total_cmp);
-    let q = |f: f64| {
-        let x = f * (diffs.len() - 1) as f64;
-        let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
-        diffs[lo] + (diffs[hi] - diffs[lo]) * (x - lo as f64)
-    };
     let below = random.iter().filter(|&&r| r < pick_mean).count() as f64;
     let ties = random.iter().filter(|&&r| r == pick_mean).count() as f64;
     VersusReport {
@@ -480,7 +492,10 @@ pub fn summarise(
         random_median,
         random_best,
         diff_median: pick_mean - random_median,
-        diff_median_ci: (q(0.025), q(0.975)),
+        diff_median_ci: (
+            quantile_sorted(&diffs, 0.025),
+            quantile_sorted(&diffs, 0.975),
+        ),
         pick_percentile: 100.0 * (below + 0.5 * ties) / nr.max(1) as f64,
         archs,
         train_seconds,
@@ -569,11 +584,4 @@ pub fn default_out(cfg: &Config) -> PathBuf {
         "runs/versus-{}-{}-{}",
         cfg.search.fitness, cfg.data.dataset, cfg.seed
     ))
-}
-
-/// Trained accuracy of a genome read back from a benchmark folder (for tests and reports).
-pub fn read_report(out: &Path) -> Result<VersusReport> {
-    let path = out.join(REPORT_JSON);
-    let text = crate::fsio::read_text(&path, "benchmark report")?;
-    serde_json::from_str(&text).map_err(|e| Error::input(format!("{}: {e}", path.display())))
 }

@@ -27,12 +27,12 @@ fn describe(a: &AdapterSummary) -> String {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if a.device.is_empty() {
+    let picked = match Device::resolve(&a.device) {
         // The same one-line refusal every command gives.
-        Device::resolve(&a.device)?;
-    }
+        Err(e) if a.device.is_empty() => return Err(e.into()),
+        picked => picked,
+    };
     let adapters = list_adapters();
-    let picked = Device::resolve(&a.device);
     if a.json {
         let v = serde_json::json!({
             "backend_env": std::env::var("WGPU_BACKEND").ok(),

@@ -93,18 +93,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let r = versus::run(&cfg, &opts, &out, &device, &mut obs)?;
     println!(
-        "fitness {}: pick {:.2}% [{:.2}, {:.2}] vs random median {:.2}% (best {:.2}%): {:+.2} \
-         points [{:+.2}, {:+.2}], percentile {:.0}; report {}",
-        r.fitness,
-        100.0 * r.pick_mean,
-        100.0 * r.pick_ci.0,
-        100.0 * r.pick_ci.1,
-        100.0 * r.random_median,
-        100.0 * r.random_best,
-        100.0 * r.diff_median,
-        100.0 * r.diff_median_ci.0,
-        100.0 * r.diff_median_ci.1,
-        r.pick_percentile,
+        "{}; report {}",
+        r.summary(),
         out.join(versus::REPORT_MD).display()
     );
     Ok(())

@@ -92,7 +92,7 @@ pub(crate) fn cpu_gradients_at(
     )
 }
 
-/// The CPU executor as a [`SpikeBackend`].
+/// The CPU engine behind [`super::Engine`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CpuBackend {
     /// Convolution implementation: the fast one, or the reference loops (bit-equal statistics
@@ -100,78 +100,39 @@ pub(crate) struct CpuBackend {
     pub kernels: crate::cpu::Kernels,
 }
 
-impl SpikeBackend for CpuBackend {
-    fn device(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
-    }
-
-    fn gradients(
-        &mut self,
-        plan: &Plan,
-        weight_seed: u64,
-        batches: &[(Vec<f32>, Vec<u16>)],
-        surrogate: crate::cpu::grad::Surrogate,
-    ) -> crate::Result<Vec<Vec<f32>>> {
-        Ok(cpu_gradients_at(
-            plan,
-            weight_seed,
-            batches,
-            surrogate,
-            self.kernels,
-        ))
-    }
-
-    fn run(
-        &mut self,
-        plan: &Plan,
-        weight_seed: u64,
-        batch: &ProbeBatch,
-        timings: &mut BTreeMap<String, f64>,
-    ) -> crate::Result<RunOutput> {
-        let t0 = Instant::now();
-        let params = init_params(plan, weight_seed);
-        add_time(timings, "init", t0);
-        let t0 = Instant::now();
-        let mut opts = ForwardOptions::new(plan.spec.timesteps, batch.len());
-        opts.record_spikes = true;
-        opts.kernels = self.kernels;
-        let out = forward(plan, &params, &batch.input, &opts);
-        add_time(timings, "forward", t0);
-        let t0 = Instant::now();
-        let stats = stats_of(plan, batch.len(), out.spikes);
-        add_time(timings, "stats", t0);
-        Ok(RunOutput {
-            stats,
-            firing_rates: out.firing_rates.iter().map(|&r| r as f64).collect(),
-            finite: out.logits.iter().all(|v| v.is_finite()),
-        })
-    }
-}
-
 pub(crate) fn add_time(timings: &mut BTreeMap<String, f64>, what: &str, since: Instant) {
     *timings.entry(what.to_string()).or_insert(0.0) += since.elapsed().as_secs_f64();
 }
 
 impl CpuBackend {
-    pub(crate) fn forward(
+    /// One forward pass at the weights of `weight_seed`, the time of each stage (`init`,
+    /// `forward`, `stats`) added to `timings`.
+    fn forward_timed(
         &self,
         plan: &Plan,
         weight_seed: u64,
         input: &[f32],
         batch: usize,
         want: Outputs,
+        timings: &mut BTreeMap<String, f64>,
     ) -> Forward {
+        let t0 = Instant::now();
         let params = init_params(plan, weight_seed);
+        add_time(timings, "init", t0);
+        let t0 = Instant::now();
         let mut opts = ForwardOptions::new(plan.spec.timesteps, batch);
         opts.record_spikes = want.stats;
         opts.kernels = self.kernels;
         let out = forward(plan, &params, input, &opts);
+        add_time(timings, "forward", t0);
+        let t0 = Instant::now();
         let counts = want.firing_rates || want.stats;
         let stats = if want.stats {
             stats_of(plan, batch, out.spikes)
         } else {
             Vec::new()
         };
+        add_time(timings, "stats", t0);
         Forward {
             logits: out.logits,
             spike_counts: if counts { out.spike_counts } else { Vec::new() },
@@ -181,6 +142,57 @@ impl CpuBackend {
                 Vec::new()
             },
             stats,
+        }
+    }
+
+    pub(crate) fn forward(
+        &self,
+        plan: &Plan,
+        weight_seed: u64,
+        input: &[f32],
+        batch: usize,
+        want: Outputs,
+    ) -> Forward {
+        self.forward_timed(plan, weight_seed, input, batch, want, &mut BTreeMap::new())
+    }
+
+    /// The spike statistics of one probe batch, as the scoring evaluator asks for them.
+    pub(crate) fn run(
+        &self,
+        plan: &Plan,
+        weight_seed: u64,
+        batch: &ProbeBatch,
+        timings: &mut BTreeMap<String, f64>,
+    ) -> RunOutput {
+        let out = self.forward_timed(
+            plan,
+            weight_seed,
+            &batch.input,
+            batch.len(),
+            Outputs::scores(),
+            timings,
+        );
+        RunOutput::from(out)
+    }
+
+    pub(crate) fn gradients(
+        &self,
+        plan: &Plan,
+        weight_seed: u64,
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: Surrogate,
+    ) -> Vec<Vec<f32>> {
+        cpu_gradients_at(plan, weight_seed, batches, surrogate, self.kernels)
+    }
+}
+
+impl From<Forward> for RunOutput {
+    fn from(out: Forward) -> RunOutput {
+        let finite = out.finite();
+        RunOutput {
+            stats: out.stats,
+            firing_rates: out.firing_rates,
+            finite,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::backend::{ProbeBatch, RunOutput, SpikeBackend};
+use super::backend::{add_time, ProbeBatch, RunOutput};
 use super::{Forward, Outputs};
 use crate::cpu::grad::{Loss, Surrogate};
 use crate::cpu::{init_params, LifParams, BN_EPS, BN_MOMENTUM};
@@ -80,45 +80,25 @@ impl GpuBackend {
     }
 }
 
-impl SpikeBackend for GpuBackend {
-    fn device(&self) -> String {
-        let i = &self.exec.ctx().info;
-        format!("gpu: {} ({:?}, {:?})", i.name, i.backend, i.device_type)
-    }
-
-    fn run(
+impl GpuBackend {
+    /// The spike statistics of one probe batch: weights, forward pass and statistics run in
+    /// one submission on the device, timed as `forward`.
+    pub(crate) fn run(
         &mut self,
         plan: &Plan,
         weight_seed: u64,
         batch: &ProbeBatch,
         timings: &mut BTreeMap<String, f64>,
-    ) -> crate::Result<RunOutput> {
+    ) -> Result<RunOutput> {
         let t0 = Instant::now();
-        let out = self.exec.forward(
+        let out = self.forward(
             plan,
             weight_seed,
             &batch.input,
-            plan.spec.timesteps,
             batch.len(),
             Outputs::scores(),
         )?;
-        // Weights, forward pass and statistics run in one submission on the device.
-        *timings.entry("forward".into()).or_insert(0.0) += t0.elapsed().as_secs_f64();
-        let finite = out.finite();
-        Ok(RunOutput {
-            stats: out.stats,
-            firing_rates: out.firing_rates,
-            finite,
-        })
-    }
-
-    fn gradients(
-        &mut self,
-        plan: &Plan,
-        weight_seed: u64,
-        batches: &[(Vec<f32>, Vec<u16>)],
-        surrogate: Surrogate,
-    ) -> crate::Result<Vec<Vec<f32>>> {
-        GpuBackend::gradients(self, plan, weight_seed, batches, surrogate)
+        add_time(timings, "forward", t0);
+        Ok(RunOutput::from(out))
     }
 }

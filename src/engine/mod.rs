@@ -234,13 +234,7 @@ impl Engine {
         surrogate: Surrogate,
     ) -> Result<Vec<Vec<f32>>> {
         match &mut self.inner {
-            Inner::Cpu(c) => Ok(backend::cpu_gradients_at(
-                plan,
-                weight_seed,
-                batches,
-                surrogate,
-                c.kernels,
-            )),
+            Inner::Cpu(c) => Ok(c.gradients(plan, weight_seed, batches, surrogate)),
             Inner::Gpu(g) => g.gradients(plan, weight_seed, batches, surrogate),
         }
     }
@@ -271,7 +265,7 @@ impl SpikeBackend for Engine {
         timings: &mut std::collections::BTreeMap<String, f64>,
     ) -> crate::Result<RunOutput> {
         match &mut self.inner {
-            Inner::Cpu(c) => c.run(plan, weight_seed, batch, timings),
+            Inner::Cpu(c) => Ok(c.run(plan, weight_seed, batch, timings)),
             Inner::Gpu(g) => g.run(plan, weight_seed, batch, timings),
         }
     }
