@@ -12,6 +12,7 @@
 //!   the same generations: a resumed run ends exactly as an uninterrupted one.
 //! - Frozen scales are the search space's equal bounds; nothing here knows about them.
 
+use std::borrow::BorrowMut;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,63 +182,6 @@ pub struct SearchOutcome {
     pub warnings: Vec<String>,
 }
 
-struct Ctx<'a> {
-    run: &'a mut RunDir,
-    evaluator: &'a mut dyn Evaluator,
-    cache: HashMap<String, Evaluation>,
-    stop: &'a AtomicBool,
-    observer: &'a mut dyn Observer,
-    /// Every evaluation in the order this search used it (fresh or replayed).
-    used: Vec<Evaluation>,
-    fresh: usize,
-    replayed: usize,
-}
-
-impl Ctx<'_> {
-    /// Evaluate genomes in order: replayed from the cache when their key is known, else by the
-    /// evaluator (in chunks of its batch hint), each appended to the log as it returns. `None`
-    /// when the stop flag was raised before everything was evaluated.
-    fn evaluate(
-        &mut self,
-        generation: usize,
-        genomes: &[Genome],
-    ) -> Result<Option<Vec<Evaluation>>> {
-        let mut out: Vec<Option<Evaluation>> = vec![None; genomes.len()];
-        let mut todo: Vec<usize> = Vec::new();
-        for (i, g) in genomes.iter().enumerate() {
-            if let Some(e) = self.cache.get(&g.canonical_key()) {
-                self.replayed += 1;
-                self.observer.evaluated(generation, e, true);
-                out[i] = Some(e.clone());
-            } else {
-                todo.push(i);
-            }
-        }
-        let chunk = self.evaluator.batch_hint().max(1);
-        for part in todo.chunks(chunk) {
-            if self.stop.load(Ordering::SeqCst) {
-                return Ok(None);
-            }
-            let batch: Vec<Genome> = part.iter().map(|&i| genomes[i].clone()).collect();
-            let evals = self.evaluator.evaluate(&batch);
-            assert_eq!(evals.len(), batch.len(), "one evaluation per genome");
-            for (&i, e) in part.iter().zip(evals) {
-                self.run.append(&Record {
-                    generation,
-                    evaluation: e.clone(),
-                })?;
-                self.fresh += 1;
-                self.observer.evaluated(generation, &e, false);
-                self.cache.insert(e.key.clone(), e.clone());
-                out[i] = Some(e);
-            }
-        }
-        let evals: Vec<Evaluation> = out.into_iter().map(|e| e.expect("evaluated")).collect();
-        self.used.extend(evals.iter().cloned());
-        Ok(Some(evals))
-    }
-}
-
 /// Objective values of members in minimisation form.
 fn objective_matrix(members: &[Member], objs: &[(String, nsga2::Direction)]) -> Vec<Vec<f64>> {
     members
@@ -250,116 +194,268 @@ fn objective_matrix(members: &[Member], objs: &[(String, nsga2::Direction)]) -> 
         .collect()
 }
 
-/// Run (or resume) a search: `records` is the log of the run so far (empty for a new run).
-/// Stops early, resumably, when `stop` is raised (checked before every evaluation).
-pub fn run(
-    cfg: &Config,
-    run: &mut RunDir,
-    evaluator: &mut dyn Evaluator,
-    records: Vec<Record>,
-    stop: &AtomicBool,
-    observer: &mut dyn Observer,
-) -> Result<SearchOutcome> {
-    cfg.validate()?;
-    if cfg.search.generations == 0 {
-        return Err(Error::input(
-            "search.generations: 0 (allowed: >= 1, generation 0 included)",
-        ));
+/// The genomes of the generation in progress and what is known of them.
+struct Pending {
+    vectors: Vec<Vec<i64>>,
+    genomes: Vec<Genome>,
+    keys: Vec<String>,
+    results: Vec<Option<Evaluation>>,
+    fresh0: usize,
+    replayed0: usize,
+}
+
+/// The search as ask/tell: [`Search::ask`] hands out the genomes of the current generation that
+/// the run's log does not already hold, [`Search::tell`] records their evaluations (in any
+/// order, in any number of calls, each appended to the log as it arrives), and a generation
+/// whose genomes are all known is selected and written before the next one is bred. Whoever
+/// evaluates (this process, a pool of workers, another machine) changes nothing: the genomes
+/// asked for, the log and the final files depend only on the settings and the scores, so a
+/// search resumed from its log, or evaluated elsewhere, ends exactly as an uninterrupted one.
+///
+/// `R` is the run folder, owned ([`RunDir`]) or borrowed (`&mut RunDir`).
+pub struct Search<R: BorrowMut<RunDir> = RunDir> {
+    cfg: Config,
+    run: R,
+    objs: Vec<(String, nsga2::Direction)>,
+    nsga: Nsga2Config,
+    cache: HashMap<String, Evaluation>,
+    seen: HashSet<String>,
+    history: Vec<GenerationSummary>,
+    population: Vec<Member>,
+    /// The generation being evaluated (== `generations` when the search is complete).
+    generation: usize,
+    pending: Option<Pending>,
+    /// Every evaluation in the order this search used it (fresh or replayed), by generation.
+    used: Vec<Evaluation>,
+    fresh: usize,
+    replayed: usize,
+}
+
+impl<R: BorrowMut<RunDir>> Search<R> {
+    /// A search over `cfg`'s space writing to `run`; `records` is the run's log so far (empty
+    /// for a new run), replayed as a cache.
+    pub fn new(cfg: &Config, run: R, records: Vec<Record>) -> Result<Self> {
+        cfg.validate()?;
+        if cfg.search.generations == 0 {
+            return Err(Error::input(
+                "search.generations: 0 (allowed: >= 1, generation 0 included)",
+            ));
+        }
+        let objs = objectives(cfg)?;
+        search_scores(cfg)?;
+        let mut cache = HashMap::new();
+        for r in records {
+            cache
+                .entry(r.evaluation.key.clone())
+                .or_insert(r.evaluation);
+        }
+        Ok(Search {
+            cfg: cfg.clone(),
+            run,
+            objs,
+            nsga: Nsga2Config {
+                population: cfg.search.population,
+                offspring: cfg.search.offspring,
+                ..Default::default()
+            },
+            cache,
+            seen: HashSet::new(),
+            history: Vec::new(),
+            population: Vec::new(),
+            generation: 0,
+            pending: None,
+            used: Vec::new(),
+            fresh: 0,
+            replayed: 0,
+        })
     }
-    let objs = objectives(cfg)?;
-    let needed = search_scores(cfg)?;
-    for s in &needed {
-        if !evaluator.settings().scores.contains(s) {
-            return Err(Error::input(format!(
-                "the evaluator does not compute `{s}`, which the search needs"
-            )));
+
+    /// The scores every evaluation must hold ([`search_scores`]).
+    pub fn scores(&self) -> Vec<String> {
+        search_scores(&self.cfg).expect("checked in Search::new")
+    }
+
+    /// The generation being evaluated (the number of generations when complete).
+    pub fn generation(&self) -> usize {
+        self.generation
+    }
+
+    /// Every generation selected.
+    pub fn is_done(&self) -> bool {
+        self.generation >= self.cfg.search.generations
+    }
+
+    /// The genomes to evaluate next: those of the current generation not yet told (the same
+    /// ones again until they are). Generations whose genomes the log already holds are replayed
+    /// and selected on the way. Empty when the search is complete.
+    pub fn ask(&mut self, observer: &mut dyn Observer) -> Result<Vec<Genome>> {
+        loop {
+            if self.is_done() {
+                return Ok(Vec::new());
+            }
+            if self.pending.is_none() {
+                self.breed(observer)?;
+            }
+            let p = self.pending.as_ref().expect("bred");
+            let todo: Vec<Genome> = p
+                .results
+                .iter()
+                .zip(&p.genomes)
+                .filter(|(r, _)| r.is_none())
+                .map(|(_, g)| g.clone())
+                .collect();
+            if !todo.is_empty() {
+                return Ok(todo);
+            }
+            self.select(observer)?;
         }
     }
-    let space = &cfg.space;
-    let (lo, hi) = space.bounds();
-    let key_of = |v: &[i64]| match space.decode(v) {
-        Ok(g) => g.canonical_key(),
-        Err(e) => format!("invalid: {e}"),
-    };
-    let mut cache = HashMap::new();
-    for r in records {
-        cache
-            .entry(r.evaluation.key.clone())
-            .or_insert(r.evaluation);
-    }
-    let mut ctx = Ctx {
-        run,
-        evaluator,
-        cache,
-        stop,
-        observer,
-        used: Vec::new(),
-        fresh: 0,
-        replayed: 0,
-    };
-    let nsga = Nsga2Config {
-        population: cfg.search.population,
-        offspring: cfg.search.offspring,
-        ..Default::default()
-    };
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut history: Vec<GenerationSummary> = Vec::new();
-    let mut population: Vec<Member> = Vec::new();
-    let mut interrupted = false;
 
-    for g in 0..cfg.search.generations {
-        let mut rng = StdRng::seed_from_u64(derive_seed(cfg.seed, "generation", g as u64));
-        let (fresh0, replayed0) = (ctx.fresh, ctx.replayed);
+    /// Record evaluations of genomes handed out by [`Search::ask`] (matched by canonical key),
+    /// each appended to the log; the generation is selected once all of its genomes are known.
+    /// An evaluation of a genome that was not asked for, or was already told, is an error and
+    /// nothing of that call is recorded.
+    pub fn tell(
+        &mut self,
+        evaluations: Vec<Evaluation>,
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        let Some(p) = self.pending.as_ref() else {
+            return Err(Error::input(
+                "tell: no genomes were asked for (call ask first)",
+            ));
+        };
+        let mut slots = Vec::with_capacity(evaluations.len());
+        for e in &evaluations {
+            let slot = (0..p.keys.len())
+                .position(|i| p.results[i].is_none() && !slots.contains(&i) && p.keys[i] == e.key)
+                .ok_or_else(|| {
+                    Error::input(format!(
+                        "tell: genome {} was not asked for in generation {} or was already told",
+                        e.key, self.generation
+                    ))
+                })?;
+            slots.push(slot);
+        }
+        for (i, e) in slots.into_iter().zip(evaluations) {
+            self.run.borrow_mut().append(&Record {
+                generation: self.generation,
+                evaluation: e.clone(),
+            })?;
+            self.fresh += 1;
+            observer.evaluated(self.generation, &e, false);
+            self.cache.insert(e.key.clone(), e.clone());
+            self.pending.as_mut().expect("pending").results[i] = Some(e);
+        }
+        if self
+            .pending
+            .as_ref()
+            .expect("pending")
+            .results
+            .iter()
+            .all(Option::is_some)
+        {
+            self.select(observer)?;
+        }
+        Ok(())
+    }
+
+    /// Breed the current generation and replay what the log holds of it.
+    fn breed(&mut self, observer: &mut dyn Observer) -> Result<()> {
+        let g = self.generation;
+        let space = &self.cfg.space;
+        let (lo, hi) = space.bounds();
+        let key_of = |v: &[i64]| match space.decode(v) {
+            Ok(g) => g.canonical_key(),
+            Err(e) => format!("invalid: {e}"),
+        };
+        let mut rng = StdRng::seed_from_u64(derive_seed(self.cfg.seed, "generation", g as u64));
         let vectors: Vec<Vec<i64>> = if g == 0 {
+            let n = self.cfg.search.population;
             let mut v = Vec::new();
             let mut tries = 0;
-            while v.len() < cfg.search.population && tries < 1000 * cfg.search.population {
+            while v.len() < n && tries < 1000 * n {
                 tries += 1;
                 let x = space.sample_vector(&mut rng);
-                if seen.insert(key_of(&x)) {
+                if self.seen.insert(key_of(&x)) {
                     v.push(x);
                 }
             }
             v
         } else {
-            let pv: Vec<Vec<i64>> = population.iter().map(|m| m.vector.clone()).collect();
-            let om = objective_matrix(&population, &objs);
-            nsga2::make_offspring(&pv, &om, &lo, &hi, &nsga, &mut seen, &key_of, &mut rng)
+            let pv: Vec<Vec<i64>> = self.population.iter().map(|m| m.vector.clone()).collect();
+            let om = objective_matrix(&self.population, &self.objs);
+            nsga2::make_offspring(
+                &pv,
+                &om,
+                &lo,
+                &hi,
+                &self.nsga,
+                &mut self.seen,
+                &key_of,
+                &mut rng,
+            )
         };
         let genomes: Vec<Genome> = vectors
             .iter()
             .map(|v| space.decode(v).map_err(Error::input))
             .collect::<Result<_>>()?;
-        let Some(evals) = ctx.evaluate(g, &genomes)? else {
-            interrupted = true;
-            break;
-        };
-        if !ctx.used.iter().any(|e| e.status == Status::Ok) {
+        let (fresh0, replayed0) = (self.fresh, self.replayed);
+        let keys: Vec<String> = genomes.iter().map(Genome::canonical_key).collect();
+        let mut results = Vec::with_capacity(genomes.len());
+        for key in &keys {
+            let known = self.cache.get(key).cloned();
+            if let Some(e) = &known {
+                self.replayed += 1;
+                observer.evaluated(g, e, true);
+            }
+            results.push(known);
+        }
+        self.pending = Some(Pending {
+            vectors,
+            genomes,
+            keys,
+            results,
+            fresh0,
+            replayed0,
+        });
+        Ok(())
+    }
+
+    /// Select the survivors of a fully evaluated generation and write its population file.
+    fn select(&mut self, observer: &mut dyn Observer) -> Result<()> {
+        let g = self.generation;
+        let p = self.pending.take().expect("a generation in progress");
+        let evals: Vec<Evaluation> = p.results.into_iter().map(|e| e.expect("told")).collect();
+        self.used.extend(evals.iter().cloned());
+        if !self.used.iter().any(|e| e.status == Status::Ok) {
             // Nothing to select from: stop instead of searching on (and naming a failed genome
             // the best).
-            let first = ctx.used.first();
+            let first = self.used.first();
             return Err(Error::input(format!(
                 "all {} candidates up to generation {g} failed or were dead (the first: {}); the settings \
                  cannot score these networks (no best.json was written)",
-                ctx.used.len(),
+                self.used.len(),
                 first
                     .and_then(|e| e.reason.clone())
                     .unwrap_or_else(|| "no reason recorded".into())
             )));
         }
-        let mut merged = population;
+        let mut merged = std::mem::take(&mut self.population);
         merged.extend(
-            vectors
+            p.vectors
                 .into_iter()
                 .zip(evals)
                 .map(|(vector, evaluation)| Member { vector, evaluation }),
         );
+        let objs = &self.objs;
         let keep =
-            nsga2::select_survivors(&objective_matrix(&merged, &objs), cfg.search.population);
-        population = keep.iter().map(|&i| merged[i].clone()).collect();
+            nsga2::select_survivors(&objective_matrix(&merged, objs), self.cfg.search.population);
+        self.population = keep.iter().map(|&i| merged[i].clone()).collect();
+        let population = &self.population;
 
-        let (rank, crowd) = nsga2::rank_and_crowding(&objective_matrix(&population, &objs));
-        ctx.run.write_json(
+        let (rank, crowd) = nsga2::rank_and_crowding(&objective_matrix(population, objs));
+        self.run.borrow_mut().write_json(
             &population_file(g),
             &json!({
                 "generation": g,
@@ -376,53 +472,104 @@ pub fn run(
             }),
         )?;
         let summary = summarise(
-            cfg,
+            &self.cfg,
             g,
-            &population,
-            ctx.fresh - fresh0,
-            ctx.replayed - replayed0,
+            population,
+            self.fresh - p.fresh0,
+            self.replayed - p.replayed0,
         );
-        let best = best_of(cfg, &ctx.used);
-        ctx.observer.generation_done(&summary, best.as_ref());
-        history.push(summary);
+        let best = best_of(&self.cfg, &self.used);
+        observer.generation_done(&summary, best.as_ref());
+        self.history.push(summary);
+        self.generation += 1;
+        Ok(())
     }
 
-    let front = first_front(&population, &objs);
-    let best = best_of(cfg, &ctx.used);
-    let mut warnings = Vec::new();
-    if !interrupted {
-        ctx.run.write_json(
-            run_dir::PARETO,
-            &json!({
-                "objectives": objs.iter().map(|(n, d)| json!({"name": n, "direction": d})).collect::<Vec<_>>(),
-                "front": front.iter().map(|m| json!({
-                    "key": m.evaluation.key,
-                    "scores": m.evaluation.scores,
-                    "genome": genome_value(&m.evaluation.genome),
-                })).collect::<Vec<_>>(),
-            }),
-        )?;
-        if let Some(b) = best.as_ref().or(population.first().map(|m| &m.evaluation)) {
-            run_dir::write_atomic(
-                &ctx.run.file(run_dir::BEST),
-                (b.genome.to_json() + "\n").as_bytes(),
+    /// End the search: when complete, the Pareto front and `best.json` are written; the plots
+    /// in every case. A search finished before its last generation is reported interrupted
+    /// and stays resumable from its log.
+    pub fn finish(mut self) -> Result<SearchOutcome> {
+        let interrupted = !self.is_done();
+        let front = first_front(&self.population, &self.objs);
+        let best = best_of(&self.cfg, &self.used);
+        let run = self.run.borrow_mut();
+        if !interrupted {
+            run.write_json(
+                run_dir::PARETO,
+                &json!({
+                    "objectives": self.objs.iter().map(|(n, d)| json!({"name": n, "direction": d})).collect::<Vec<_>>(),
+                    "front": front.iter().map(|m| json!({
+                        "key": m.evaluation.key,
+                        "scores": m.evaluation.scores,
+                        "genome": genome_value(&m.evaluation.genome),
+                    })).collect::<Vec<_>>(),
+                }),
             )?;
+            if let Some(b) = best
+                .as_ref()
+                .or(self.population.first().map(|m| &m.evaluation))
+            {
+                run_dir::write_atomic(
+                    &run.file(run_dir::BEST),
+                    (b.genome.to_json() + "\n").as_bytes(),
+                )?;
+            }
+        }
+        let warnings = if self.history.is_empty() {
+            Vec::new()
+        } else {
+            write_plots(&self.cfg, run, &self.history, &self.used, &front)
+        };
+        Ok(SearchOutcome {
+            generations: self.history.len(),
+            interrupted,
+            population: self.population,
+            best,
+            front,
+            history: self.history,
+            fresh: self.fresh,
+            replayed: self.replayed,
+            warnings,
+        })
+    }
+}
+
+/// Run (or resume) a search with one evaluator: `records` is the log of the run so far (empty
+/// for a new run). [`Search`]'s ask/tell, with the asked genomes handed to the evaluator in
+/// chunks of its batch hint. Stops early, resumably, when `stop` is raised (checked before
+/// every chunk).
+pub fn run(
+    cfg: &Config,
+    run: &mut RunDir,
+    evaluator: &mut dyn Evaluator,
+    records: Vec<Record>,
+    stop: &AtomicBool,
+    observer: &mut dyn Observer,
+) -> Result<SearchOutcome> {
+    let mut search = Search::new(cfg, run, records)?;
+    for s in search.scores() {
+        if !evaluator.settings().scores.contains(&s) {
+            return Err(Error::input(format!(
+                "the evaluator does not compute `{s}`, which the search needs"
+            )));
         }
     }
-    if !history.is_empty() {
-        warnings = write_plots(cfg, ctx.run, &history, &ctx.used, &front);
+    let chunk = evaluator.batch_hint().max(1);
+    'generations: loop {
+        let todo = search.ask(observer)?;
+        if todo.is_empty() {
+            break;
+        }
+        for part in todo.chunks(chunk) {
+            if stop.load(Ordering::SeqCst) {
+                break 'generations;
+            }
+            let evals = evaluator.evaluate(part);
+            assert_eq!(evals.len(), part.len(), "one evaluation per genome");
+            search.tell(evals, observer)?;
+        }
     }
-    Ok(SearchOutcome {
-        generations: history.len(),
-        interrupted,
-        population,
-        best,
-        front,
-        history,
-        fresh: ctx.fresh,
-        replayed: ctx.replayed,
-        warnings,
-    })
+    search.finish()
 }
 
 fn finite_or_null(v: f64) -> Value {
