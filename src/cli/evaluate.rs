@@ -1,9 +1,7 @@
 //! `msenas evaluate`: accuracy, firing rates, synaptic operations, energy and accuracy under
 //! input noise of a trained network.
 
-use crate::data::{self, DataOptions};
-use crate::train::eval::{evaluate, Noise};
-use crate::Error;
+use crate::train::eval::EvalRequest;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -33,50 +31,16 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let path = if a.checkpoint.is_dir() {
-        a.checkpoint.join("model.ckpt")
-    } else {
-        a.checkpoint.clone()
+    let req = EvalRequest {
+        checkpoint: a.checkpoint.clone(),
+        dataset: a.dataset.clone(),
+        data_dir: a.data_dir.clone(),
+        split: a.split.clone(),
+        noise: a.noise.clone(),
+        seed: a.seed,
+        batch_size: a.batch_size,
     };
-    let noises = match &a.noise {
-        Some(s) => Noise::parse_list(s)?,
-        None => Vec::new(),
-    };
-    let (ck, params, bn) = crate::train::load_model(&path)?;
-    let plan = &ck.meta.plan;
-    let name = a.dataset.clone().unwrap_or(ck.meta.dataset.clone());
-    let ds = data::load(
-        &name,
-        &DataOptions {
-            data_dir: a.data_dir.clone(),
-            timesteps: plan.spec.timesteps,
-            size: Some(plan.spec.height),
-            seed: a.seed,
-            ..Default::default()
-        },
-    )?;
-    crate::train::check_spec(plan, &ds)?;
-    let split = match a.split.as_str() {
-        "test" => &ds.test,
-        "val" => &ds.val,
-        other => {
-            return Err(Error::input(format!("--split {other} (allowed: test, val)")).into());
-        }
-    };
-    if split.is_empty() {
-        return Err(Error::input(format!("dataset '{name}' has no {} samples", a.split)).into());
-    }
-    if a.batch_size == 0 || a.batch_size > crate::config::MAX_BATCH {
-        return Err(Error::input(format!(
-            "--batch-size: {} (allowed: 1..={})",
-            a.batch_size,
-            crate::config::MAX_BATCH
-        ))
-        .into());
-    }
-    plan.check_workload(a.batch_size.min(split.len()), plan.spec.timesteps)
-        .map_err(|e| Error::input(format!("--batch-size: {e}")))?;
-    let r = evaluate(plan, &params, &bn, split, &noises, a.seed, a.batch_size);
+    let (r, source) = req.run()?;
     if a.json {
         println!(
             "{}",
@@ -86,10 +50,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     println!(
         "{}: weights of epoch {}, {} split of {} ({} samples)",
-        path.display(),
-        ck.meta.epoch,
+        source.path.display(),
+        source.epoch,
         a.split,
-        name,
+        source.dataset,
         r.samples
     );
     println!("top-1 accuracy      {:.2}%", 100.0 * r.accuracy);

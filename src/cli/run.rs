@@ -155,7 +155,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         &out.join("evaluation.json"),
         (serde_json::to_string_pretty(&eval).expect("report serialises") + "\n").as_bytes(),
     )?;
-    super::show::draw(&out.join("architecture.png"), &genome, &net.plan, &ds.name)?;
+    crate::plan::describe::draw(&out.join("architecture.png"), &genome, &net.plan, &ds.name)?;
 
     // 4. The report.
     let report = render_report(
@@ -234,7 +234,7 @@ fn render_report(
     let _ = writeln!(
         s,
         "```\n{}```\n",
-        super::show::describe(genome, &net.plan, dataset)
+        crate::plan::describe::describe(genome, &net.plan, dataset)
     );
     let _ = writeln!(s, "## Search\n\n![fitness](search/fitness.png)\n![pareto](search/pareto.png)\n![motifs](search/motifs.png)\n");
     let _ = writeln!(

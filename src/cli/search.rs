@@ -175,40 +175,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            let (dir, mut cfg, records) = RunDir::resume(path)?;
-            let mut regenerate = None;
-            if let Some(g) = a.generations {
-                if g == 0 {
-                    return Err(Error::input("--generations: 0 (allowed: >= 1)").into());
-                }
-                // Never rewrite results with a shorter search: not below what the log holds,
-                // and not below the configured count once the search has finished.
-                let logged = records.iter().map(|r| r.generation + 1).max().unwrap_or(0);
-                let finished = dir.file(run_dir::PARETO).exists();
-                let floor = if finished {
-                    logged.max(cfg.search.generations)
-                } else {
-                    logged
-                };
-                if g < floor {
-                    return Err(Error::input(format!(
-                        "--generations: {g} is fewer than the {floor} generations {} already \
-                         holds{} (allowed: >= {floor}; a shorter search would rewrite its results)",
-                        path.display(),
-                        if finished {
-                            " as a finished search"
-                        } else {
-                            ""
-                        }
-                    ))
-                    .into());
-                }
-                if g != cfg.search.generations {
-                    cfg.search.generations = g;
-                    // Recorded without a --device given for this invocation only.
-                    regenerate = Some(cfg.clone());
-                }
-            }
+            let (dir, mut cfg, records, regenerate) = search::resume_run(path, a.generations)?;
             if let Some(d) = &a.device {
                 cfg.search.device = d.clone();
             }

@@ -5,8 +5,7 @@ use super::progress::TrainBar;
 use crate::config::{self, Config};
 use crate::data::{self, DataOptions};
 use crate::engine::Device;
-use crate::genome::Genome;
-use crate::train::{self, checkpoint::Checkpoint, Network, TrainJob};
+use crate::train::{self, Network, TrainJob};
 use crate::Error;
 use std::path::{Path, PathBuf};
 
@@ -232,31 +231,8 @@ fn resume(a: Args, dir: &Path, device: &Device) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let path = dir.join("state.ckpt");
-    let ck = Checkpoint::read(&path)?;
-    let m = ck.meta;
-    let genome = match &m.genome {
-        Some(v) => Some(
-            Genome::from_json(&v.to_string())
-                .map_err(|e| Error::input(format!("{}: genome: {e}", path.display())))?,
-        ),
-        None => None,
-    };
-    let ds = data::load(
-        &m.dataset,
-        &DataOptions {
-            data_dir: a.data_dir.clone(),
-            timesteps: m.plan.spec.timesteps,
-            size: Some(m.plan.spec.height),
-            seed: m.seed,
-            ..Default::default()
-        },
-    )?;
-    let net = Network {
-        genome,
-        plan: m.plan,
-    };
-    let job = TrainJob::new(&net, &ds, &m.config, m.seed, dir).resuming(true);
+    let r = train::ResumedRun::read(dir, a.data_dir.clone())?;
+    let job = TrainJob::new(&r.network, &r.dataset, &r.config, r.seed, dir).resuming(true);
     finish(job.run(device, &mut TrainBar::new(!a.quiet))?, device)
 }
 

@@ -447,6 +447,32 @@ pub(crate) fn holdout(
     (parts.pop().unwrap(), held)
 }
 
+/// The data spec of a dataset by name at its stored size, without loading it.
+pub fn spec_by_name(name: &str, timesteps: usize) -> Result<DataSpec> {
+    let (in_ch, size, classes, event) = match name {
+        "digits" => (1, 16, 10, false),
+        "cifar10" => (3, 32, 10, false),
+        "cifar100" => (3, 32, 100, false),
+        "mnist" | "fashion_mnist" => (1, 28, 10, false),
+        "digits_dvs" => (2, 16, 10, true),
+        "dvs128_gesture" => (2, 48, 11, true),
+        "cifar10_dvs" => (2, 48, 10, true),
+        other => {
+            return Err(Error::input(format!(
+                "--dataset: '{other}' unknown (allowed: digits, cifar10, cifar100, mnist, fashion_mnist, digits_dvs, dvs128_gesture, cifar10_dvs)"
+            )))
+        }
+    };
+    Ok(DataSpec {
+        in_ch,
+        height: size,
+        width: size,
+        classes,
+        timesteps,
+        event,
+    })
+}
+
 /// The plan compiler's view of a split.
 pub(crate) fn spec_of(split: &Split, classes: usize, timesteps: usize, event: bool) -> DataSpec {
     DataSpec {

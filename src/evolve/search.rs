@@ -129,6 +129,49 @@ pub fn prepare(cfg: &Config, scores: Vec<String>) -> Result<(EvalSettings, Probe
     Ok((settings, probe, ds))
 }
 
+/// Open the run folder at `path` to continue its search: its settings, its log, and, when
+/// `generations` changes the configured count, the settings to record once the caller has
+/// accepted them ([`RunDir::write_config`]). A count below what the log holds, or below the
+/// configured count of a finished search, is refused (it would rewrite results).
+pub fn resume_run(
+    path: &std::path::Path,
+    generations: Option<usize>,
+) -> Result<(RunDir, Config, Vec<Record>, Option<Config>)> {
+    let (dir, mut cfg, records) = RunDir::resume(path)?;
+    let mut regenerate = None;
+    if let Some(g) = generations {
+        if g == 0 {
+            return Err(Error::input("--generations: 0 (allowed: >= 1)"));
+        }
+        // Never rewrite results with a shorter search: not below what the log holds, and not
+        // below the configured count once the search has finished.
+        let logged = records.iter().map(|r| r.generation + 1).max().unwrap_or(0);
+        let finished = dir.file(run_dir::PARETO).exists();
+        let floor = if finished {
+            logged.max(cfg.search.generations)
+        } else {
+            logged
+        };
+        if g < floor {
+            return Err(Error::input(format!(
+                "--generations: {g} is fewer than the {floor} generations {} already holds{} \
+                 (allowed: >= {floor}; a shorter search would rewrite its results)",
+                path.display(),
+                if finished {
+                    " as a finished search"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if g != cfg.search.generations {
+            cfg.search.generations = g;
+            regenerate = Some(cfg.clone());
+        }
+    }
+    Ok((dir, cfg, records, regenerate))
+}
+
 /// A member of the population: its integer vector and its evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Member {

@@ -57,7 +57,7 @@ pub fn make_search_evaluator(
     probe: Probe,
     ds: &Dataset,
     device: &Device,
-) -> Result<Box<dyn Evaluator>> {
+) -> Result<Box<dyn Evaluator + Send>> {
     if !needs_training(&settings.scores) {
         return make_evaluator(device, settings, probe);
     }
@@ -69,7 +69,7 @@ pub fn make_search_evaluator(
 
 /// Adds `short_train` to a training-free evaluator's scores (see the module doc).
 pub struct ShortTrainEvaluator {
-    inner: Box<dyn Evaluator>,
+    inner: Box<dyn Evaluator + Send>,
     settings: EvalSettings,
     /// Training split: the stratified subset; validation split: the stratified subset.
     ds: Dataset,
@@ -79,7 +79,7 @@ pub struct ShortTrainEvaluator {
 
 impl ShortTrainEvaluator {
     pub fn new(
-        inner: Box<dyn Evaluator>,
+        inner: Box<dyn Evaluator + Send>,
         settings: EvalSettings,
         cfg: &Config,
         ds: &Dataset,

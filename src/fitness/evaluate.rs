@@ -567,7 +567,7 @@ pub fn make_evaluator(
     device: &Device,
     settings: EvalSettings,
     probe: Probe,
-) -> Result<Box<dyn Evaluator>> {
+) -> Result<Box<dyn Evaluator + Send>> {
     Ok(Box::new(ScoringEvaluator::new(
         Engine::new(device.clone()),
         settings,

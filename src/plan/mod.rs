@@ -7,6 +7,8 @@
 //! get their own LIF. Nothing but LIF membranes carries across time steps, so executors run each
 //! op over all T steps before the next (layer by layer).
 
+pub mod describe;
+
 use crate::genome::{CellKind, EdgeKind, Genome, ResolvedCell};
 use crate::DataSpec;
 use serde::{Deserialize, Serialize};

@@ -16,6 +16,7 @@ use crate::train::count_correct;
 use crate::train::rng::SplitMix64;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// Energy of one accumulate and one multiply-accumulate at 45 nm, in picojoules.
 pub const PJ_PER_AC: f64 = 0.9;
@@ -149,6 +150,104 @@ fn run_split(
         correct += count_correct(&out.logits, &split.labels_of(chunk), k);
     }
     (correct as f64 / split.len().max(1) as f64, counts)
+}
+
+/// An evaluation of a trained network, as `msenas evaluate` takes it.
+#[derive(Clone, Debug)]
+pub struct EvalRequest {
+    /// A checkpoint file, or a training run folder (its `model.ckpt`).
+    pub checkpoint: PathBuf,
+    /// Dataset (default: the one the network was trained on); its shape must match.
+    pub dataset: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// `test` or `val`.
+    pub split: String,
+    /// Input noise settings, comma-separated: `gaussian:SIGMA`, `saltpepper:P`.
+    pub noise: Option<String>,
+    /// Seed of the noise.
+    pub seed: u64,
+    pub batch_size: usize,
+}
+
+/// Where an evaluated network came from.
+#[derive(Clone, Debug)]
+pub struct EvalSource {
+    /// The checkpoint file read.
+    pub path: PathBuf,
+    /// The epoch of its weights.
+    pub epoch: usize,
+    /// The dataset evaluated on.
+    pub dataset: String,
+}
+
+impl EvalRequest {
+    /// Read the checkpoint, load the dataset, check every setting, then [`evaluate`].
+    pub fn run(&self) -> Result<(EvalReport, EvalSource)> {
+        let path = if self.checkpoint.is_dir() {
+            self.checkpoint.join("model.ckpt")
+        } else {
+            self.checkpoint.clone()
+        };
+        let noises = match &self.noise {
+            Some(s) => Noise::parse_list(s)?,
+            None => Vec::new(),
+        };
+        let (ck, params, bn) = super::load_model(&path)?;
+        let plan = &ck.meta.plan;
+        let name = self.dataset.clone().unwrap_or(ck.meta.dataset.clone());
+        let ds = crate::data::load(
+            &name,
+            &crate::data::DataOptions {
+                data_dir: self.data_dir.clone(),
+                timesteps: plan.spec.timesteps,
+                size: Some(plan.spec.height),
+                seed: self.seed,
+                ..Default::default()
+            },
+        )?;
+        super::check_spec(plan, &ds)?;
+        let split = match self.split.as_str() {
+            "test" => &ds.test,
+            "val" => &ds.val,
+            other => {
+                return Err(Error::input(format!(
+                    "--split {other} (allowed: test, val)"
+                )));
+            }
+        };
+        if split.is_empty() {
+            return Err(Error::input(format!(
+                "dataset '{name}' has no {} samples",
+                self.split
+            )));
+        }
+        if self.batch_size == 0 || self.batch_size > crate::config::MAX_BATCH {
+            return Err(Error::input(format!(
+                "--batch-size: {} (allowed: 1..={})",
+                self.batch_size,
+                crate::config::MAX_BATCH
+            )));
+        }
+        plan.check_workload(self.batch_size.min(split.len()), plan.spec.timesteps)
+            .map_err(|e| Error::input(format!("--batch-size: {e}")))?;
+        let r = evaluate(
+            plan,
+            &params,
+            &bn,
+            split,
+            &noises,
+            self.seed,
+            self.batch_size,
+        );
+        Ok((
+            r,
+            EvalSource {
+                path,
+                epoch: ck.meta.epoch,
+                dataset: name,
+            },
+        ))
+    }
 }
 
 /// Evaluate on a split: accuracy, rates, operation counts and energy, then the accuracy under

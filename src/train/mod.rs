@@ -210,6 +210,50 @@ fn settings(cfg: &TrainConfig) -> Result<Settings> {
     })
 }
 
+/// What a stopped training run needs to continue: read back from its folder's
+/// `state.ckpt` (network, settings, seed) and the dataset it was trained on.
+pub struct ResumedRun {
+    pub network: Network,
+    pub dataset: Dataset,
+    pub config: TrainConfig,
+    pub seed: u64,
+}
+
+impl ResumedRun {
+    /// Read `dir/state.ckpt` and load its dataset (from `data_dir` when it is not bundled).
+    pub fn read(dir: &Path, data_dir: Option<PathBuf>) -> Result<ResumedRun> {
+        let path = dir.join("state.ckpt");
+        let ck = Checkpoint::read(&path)?;
+        let m = ck.meta;
+        let genome = match &m.genome {
+            Some(v) => Some(
+                Genome::from_json(&v.to_string())
+                    .map_err(|e| Error::input(format!("{}: genome: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        let dataset = crate::data::load(
+            &m.dataset,
+            &crate::data::DataOptions {
+                data_dir,
+                timesteps: m.plan.spec.timesteps,
+                size: Some(m.plan.spec.height),
+                seed: m.seed,
+                ..Default::default()
+            },
+        )?;
+        Ok(ResumedRun {
+            network: Network {
+                genome,
+                plan: m.plan,
+            },
+            dataset,
+            config: m.config,
+            seed: m.seed,
+        })
+    }
+}
+
 /// Check that a plan was compiled for this dataset's data spec.
 pub fn check_spec(plan: &Plan, ds: &Dataset) -> Result<()> {
     let (p, d) = (&plan.spec, &ds.spec);
