@@ -110,6 +110,7 @@ pub mod dump;
 pub mod engine;
 pub mod error;
 pub mod evolve;
+pub mod export;
 pub mod fitness;
 pub mod fsio;
 pub mod genome;

@@ -24,6 +24,7 @@ const RANKS: &[(&str, u32)] = &[
     ("train", 6),
     ("dump", 6),
     ("evolve", 7),
+    ("export", 7),
     ("benchmarks", 8),
     ("cli", 9),
 ];

@@ -40,6 +40,7 @@ __all__ = [
     "PlotError",
     "config",
     "evaluate",
+    "predict",
     "sample",
     "score_names",
     "search",
@@ -275,3 +276,10 @@ def evaluate(
             batch_size,
         )
     )
+
+
+def predict(checkpoint: PathLike, x: np.ndarray) -> np.ndarray:
+    """Logits ``[B, classes]`` of a trained network (checkpoint file or training folder) on
+    ``x`` (float32 ``[T, B, C, H, W]`` or ``[B, C, H, W]``) with its running batch-norm
+    statistics, as ``msenas evaluate`` runs it (CPU engine)."""
+    return _msenas.predict(os.fspath(checkpoint), np.ascontiguousarray(x, dtype=np.float32))

@@ -32,6 +32,28 @@ def evaluate(
     batch_size: int = 256,
 ) -> str: ...
 
+def predict(checkpoint: _Path, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+def export_data(
+    genome: Optional[Genome] = None,
+    checkpoint: Optional[_Path] = None,
+    dataset: str = "digits",
+    width: int = 8,
+    reduce_kernel: int = 1,
+    timesteps: int = 4,
+    weight_seed: int = 0,
+) -> Tuple[str, str, npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def _bench_forward(
+    engine: Engine,
+    genome: Genome,
+    x: npt.NDArray[np.float32],
+    classes: int,
+    timesteps: int,
+    width: int = 8,
+    reduce_kernel: int = 1,
+    weight_seed: int = 0,
+    repeats: int = 10,
+) -> List[float]: ...
+
 class Genome:
     @staticmethod
     def sample(seed: int, config: str) -> Genome: ...

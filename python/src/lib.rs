@@ -678,6 +678,92 @@ fn evaluate(
     serde_json::to_string(&r).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
+/// The export of a network (`msenas export`'s folder, in memory): a trained checkpoint (file
+/// or training folder), or a genome at the initial weights of `weight_seed` for `dataset`.
+/// Returns `(manifest JSON, plan JSON, params, bn_mean, bn_var)`.
+#[pyfunction]
+#[pyo3(signature = (genome=None, checkpoint=None, dataset="digits", width=8, reduce_kernel=1, timesteps=4, weight_seed=0))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn export_data<'py>(
+    py: Python<'py>,
+    genome: Option<Genome>,
+    checkpoint: Option<PathBuf>,
+    dataset: &str,
+    width: usize,
+    reduce_kernel: usize,
+    timesteps: usize,
+    weight_seed: u64,
+) -> PyResult<(
+    String,
+    String,
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<f32>>,
+)> {
+    use msenas::export::Exported;
+    let ex = match (genome, checkpoint) {
+        (None, Some(ck)) => Exported::from_checkpoint(&ck).py()?,
+        (Some(g), None) => {
+            let spec = data::spec_by_name(dataset, timesteps).py()?;
+            Exported::from_genome(&g.inner, &spec, width, reduce_kernel, weight_seed).py()?
+        }
+        _ => return Err(input_err("give a genome or a checkpoint, not both")),
+    };
+    let plan =
+        serde_json::to_string(&ex.plan).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let (mean, var) = msenas::cpu::flatten_bn(&ex.bn);
+    Ok((
+        ex.manifest().to_string(),
+        plan,
+        ex.params.into_pyarray(py),
+        mean.into_pyarray(py),
+        var.into_pyarray(py),
+    ))
+}
+
+/// Logits of a trained network (checkpoint file or training folder) on `x` (`[T, B, C, H, W]`
+/// or `[B, C, H, W]`), with its running batch-norm statistics, as `msenas evaluate` runs it
+/// (the CPU engine).
+#[pyfunction]
+fn predict<'py>(
+    py: Python<'py>,
+    checkpoint: PathBuf,
+    x: PyReadonlyArrayDyn<'py, f32>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let path = if checkpoint.is_dir() {
+        checkpoint.join("model.ckpt")
+    } else {
+        checkpoint
+    };
+    let (ck, params, bn) = py.detach(|| msenas::train::load_model(&path)).py()?;
+    let plan = ck.meta.plan;
+    let s = plan.spec;
+    let shape = x.shape().to_vec();
+    match *shape.as_slice() {
+        [t, _, c, h, w] if t == s.timesteps && (c, h, w) == (s.in_ch, s.height, s.width) => {}
+        [_, c, h, w] if (c, h, w) == (s.in_ch, s.height, s.width) => {}
+        _ => {
+            return Err(input_err(format!(
+                "x: shape {shape:?} (allowed: [{t}, B, {c}, {h}, {w}] or [B, {c}, {h}, {w}])",
+                t = s.timesteps,
+                c = s.in_ch,
+                h = s.height,
+                w = s.width
+            )))
+        }
+    }
+    let b = shape[shape.len() - 4];
+    let input: Vec<f32> = x.as_array().iter().copied().collect();
+    let logits = py.detach(|| {
+        let mut o = msenas::cpu::ForwardOptions::new(s.timesteps, b);
+        o.bn = msenas::cpu::BnMode::Running(&bn);
+        msenas::cpu::forward(&plan, &params, &input, &o).logits
+    });
+    let a = numpy::ndarray::Array2::from_shape_vec((b, s.classes), logits)
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok(a.into_pyarray(py))
+}
+
 /// Every score the engine computes: `(name, kind, direction)`.
 #[pyfunction]
 fn score_names() -> Vec<(String, String, String)> {
@@ -705,6 +791,8 @@ fn _msenas(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(score_names, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(export_data, m)?)?;
+    m.add_function(wrap_pyfunction!(predict, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod devices;
 mod evaluate;
+mod export;
 mod forward;
 mod progress;
 mod proxy_bench;
@@ -51,6 +52,9 @@ pub enum Command {
     /// The search's pick and top genomes against random architectures from the same space, all
     /// trained with the same budget and seeds: mean accuracy, bootstrap intervals, percentile.
     VersusRandom(versus::Args),
+    /// A trained network (or a genome at its initial weights) as a folder PyTorch loads with
+    /// `msenas.torch.load(DIR)`.
+    Export(export::Args),
 }
 
 /// Exit codes.
@@ -82,6 +86,7 @@ pub fn main() -> i32 {
         Command::Evaluate(a) => evaluate::run(a),
         Command::ProxyBench(a) => proxy_bench::run(a),
         Command::VersusRandom(a) => versus::run(a),
+        Command::Export(a) => export::run(a),
     };
     match result {
         Ok(()) => 0,
