@@ -283,10 +283,14 @@ pub struct Pipeline {
     pub layout: wgpu::BindGroupLayout,
 }
 
-/// The parameter slots of one submission and the bind groups built over them.
+/// The parameter slots of one submission and the bind groups built over them, each with the
+/// last submission that used it (a bind group keeps its buffers alive, so groups unused for a
+/// few submissions are dropped: the buffers of a finished candidate are not pinned).
 pub(crate) struct ParamState {
     pub buffer: Option<wgpu::Buffer>,
-    pub groups: HashMap<(KernelId, Vec<wgpu::Buffer>), wgpu::BindGroup>,
+    pub groups: HashMap<(KernelId, Vec<wgpu::Buffer>), (wgpu::BindGroup, u64)>,
+    /// Submissions recorded so far.
+    pub submissions: u64,
 }
 
 pub struct GpuContext {
@@ -357,9 +361,15 @@ impl GpuContext {
             params: Mutex::new(ParamState {
                 buffer: None,
                 groups: HashMap::new(),
+                submissions: 0,
             }),
             staging: Mutex::new(None),
         })
+    }
+
+    /// Bind groups cached for reuse (bounded: see [`crate::gpu::recorder`]).
+    pub fn cached_bind_groups(&self) -> usize {
+        self.params.lock().map_or(0, |s| s.groups.len())
     }
 
     pub fn summary(&self) -> AdapterSummary {

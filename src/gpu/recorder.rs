@@ -35,7 +35,12 @@ enum Cmd {
 /// Size of one parameter slot: every kernel's parameters fit, and 256 is the largest
 /// `min_uniform_buffer_offset_alignment` wgpu allows.
 const SLOT: usize = 256;
+/// A hard bound on cached bind groups (a backstop; [`KEEP_SUBMISSIONS`] bounds them first).
 const MAX_CACHED_GROUPS: usize = 4096;
+/// Bind groups unused for this many submissions are dropped. A training step or a repeated
+/// forward pass reuses its groups every submission; a finished candidate's groups, and the
+/// buffers they hold, go after this many others.
+const KEEP_SUBMISSIONS: u64 = 16;
 
 pub struct Recorder<'c> {
     ctx: &'c GpuContext,
@@ -181,8 +186,12 @@ impl<'c> Recorder<'c> {
                 mapped_at_creation: false,
             }));
         }
-        // Bind groups keep their buffers alive: bound the cache (arena buffers are few and
-        // long-lived, so it rarely fills).
+        // Bind groups keep their buffers alive: drop those no recent submission used.
+        state.submissions += 1;
+        let now = state.submissions;
+        state
+            .groups
+            .retain(|_, (_, used)| *used + KEEP_SUBMISSIONS >= now);
         if state.groups.len() > MAX_CACHED_GROUPS {
             state.groups.clear();
         }
@@ -199,34 +208,38 @@ impl<'c> Recorder<'c> {
             } = c
             {
                 let key = (*kernel, buffers.clone());
-                if let Entry::Vacant(slot) = state.groups.entry(key) {
-                    let info = kernel.info();
-                    let pipe = &pipes[pi].1;
-                    let mut entries = Vec::new();
-                    let mut storage = buffers.iter();
-                    for b in info.bindings {
-                        let resource = if b.kind == super::kernels::table::BindingKind::Uniform {
-                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &pbuf,
-                                offset: 0,
-                                size: wgpu::BufferSize::new(
-                                    (b.size as u64).next_multiple_of(16).min(self.slot as u64),
-                                ),
-                            })
-                        } else {
-                            storage.next().unwrap().as_entire_binding()
-                        };
-                        entries.push(wgpu::BindGroupEntry {
-                            binding: b.binding,
-                            resource,
+                match state.groups.entry(key) {
+                    Entry::Occupied(mut hit) => hit.get_mut().1 = now,
+                    Entry::Vacant(slot) => {
+                        let info = kernel.info();
+                        let pipe = &pipes[pi].1;
+                        let mut entries = Vec::new();
+                        let mut storage = buffers.iter();
+                        for b in info.bindings {
+                            let resource = if b.kind == super::kernels::table::BindingKind::Uniform
+                            {
+                                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                    buffer: &pbuf,
+                                    offset: 0,
+                                    size: wgpu::BufferSize::new(
+                                        (b.size as u64).next_multiple_of(16).min(self.slot as u64),
+                                    ),
+                                })
+                            } else {
+                                storage.next().unwrap().as_entire_binding()
+                            };
+                            entries.push(wgpu::BindGroupEntry {
+                                binding: b.binding,
+                                resource,
+                            });
+                        }
+                        let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: Some(&info.label()),
+                            layout: &pipe.layout,
+                            entries: &entries,
                         });
+                        slot.insert((bg, now));
                     }
-                    let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some(&info.label()),
-                        layout: &pipe.layout,
-                        entries: &entries,
-                    });
-                    slot.insert(bg);
                 }
                 pi += 1;
             }
@@ -297,7 +310,7 @@ impl<'c> Recorder<'c> {
                         groups,
                     }) = self.cmds.get(i)
                     {
-                        let bg = &state.groups[&(*kernel, buffers.clone())];
+                        let bg = &state.groups[&(*kernel, buffers.clone())].0;
                         pass.set_pipeline(&pipes[pi].1.pipeline);
                         pass.set_bind_group(0, bg, &[*param]);
                         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
