@@ -44,11 +44,7 @@ pub struct Exported {
 impl Exported {
     /// A trained network: a checkpoint file, or a training folder (its `model.ckpt`).
     pub fn from_checkpoint(path: &Path) -> Result<Exported> {
-        let file = if path.is_dir() {
-            path.join("model.ckpt")
-        } else {
-            path.to_path_buf()
-        };
+        let file = crate::train::model_file(path);
         let (ck, params, bn) = crate::train::load_model(&file)?;
         let m = ck.meta;
         let surrogate = surrogate_of(&m.config, &file)?;

@@ -730,11 +730,7 @@ fn predict<'py>(
     checkpoint: PathBuf,
     x: PyReadonlyArrayDyn<'py, f32>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let path = if checkpoint.is_dir() {
-        checkpoint.join("model.ckpt")
-    } else {
-        checkpoint
-    };
+    let path = msenas::train::model_file(&checkpoint);
     let (ck, params, bn) = py.detach(|| msenas::train::load_model(&path)).py()?;
     let plan = ck.meta.plan;
     let s = plan.spec;

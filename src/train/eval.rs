@@ -183,11 +183,7 @@ pub struct EvalSource {
 impl EvalRequest {
     /// Read the checkpoint, load the dataset, check every setting, then [`evaluate`].
     pub fn run(&self) -> Result<(EvalReport, EvalSource)> {
-        let path = if self.checkpoint.is_dir() {
-            self.checkpoint.join("model.ckpt")
-        } else {
-            self.checkpoint.clone()
-        };
+        let path = super::model_file(&self.checkpoint);
         let noises = match &self.noise {
             Some(s) => Noise::parse_list(s)?,
             None => Vec::new(),

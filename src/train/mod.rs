@@ -768,6 +768,15 @@ fn write_log(out_dir: &Path, history: &[EpochLog]) -> Result<()> {
     )
 }
 
+/// The model file a path names: a checkpoint file itself, or a training folder's `model.ckpt`.
+pub fn model_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("model.ckpt")
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// Read a model checkpoint (or the best weights of a training-state checkpoint): the plan, the
 /// weights and the batch-norm running statistics.
 pub fn load_model(path: &Path) -> Result<(Checkpoint, Vec<f32>, BnRunning)> {
