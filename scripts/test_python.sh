@@ -10,9 +10,10 @@ if [ "$venv" = active ]; then
   py=python3
   : "${VIRTUAL_ENV:?VENV=active needs an active virtualenv}"
 else
+  case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
   [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
-  py="$PWD/$venv/bin/python3"
-  export VIRTUAL_ENV="$PWD/$venv"
+  py="$venv/bin/python3"
+  export VIRTUAL_ENV="$venv"
 fi
 "$py" -m pip install -q --disable-pip-version-check "maturin>=1.5,<2" numpy pytest
 cargo build --quiet

@@ -231,9 +231,11 @@ def train(
     seed: int = 0,
     device: str = "auto",
     resume: bool = False,
+    size: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Train ``genome`` into ``out`` (``msenas train``): width, time steps and training
-    settings from the configuration; with ``resume=True`` (and no genome) continue the stopped
+    settings from the configuration, inputs resized to ``size`` x ``size`` when given (the
+    dataset's default otherwise); with ``resume=True`` (and no genome) continue the stopped
     run in ``out``. Returns the result: accuracies, epochs, files."""
     cfg = None
     if not resume:
@@ -250,6 +252,7 @@ def train(
             seed,
             device,
             resume,
+            size,
         )
     )
 

@@ -21,6 +21,7 @@ def train(
     seed: int = 0,
     device: str = "auto",
     resume: bool = False,
+    size: Optional[int] = None,
 ) -> str: ...
 def evaluate(
     checkpoint: _Path,

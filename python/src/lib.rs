@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use msenas::config::Config;
-use msenas::data::{self, DataOptions};
+use msenas::data;
 use msenas::engine::{Device, Engine as RsEngine, Outputs};
 use msenas::evolve::run_dir::RunDir;
 use msenas::evolve::search::{self, Quiet, Search as RsSearch};
 use msenas::fitness::evaluate::{Evaluation as RsEvaluation, Evaluator};
 use msenas::genome::Genome as RsGenome;
 use msenas::plan::Plan;
-use msenas::train::{Network, Silent, TrainJob};
+use msenas::train::{NewRun, Silent, TrainJob};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -585,7 +585,7 @@ impl Search {
 
 /// Train a genome (or continue the run in `out` with `resume`); returns the result (JSON text).
 #[pyfunction]
-#[pyo3(signature = (out, genome=None, config=None, dataset="digits", data_dir=None, seed=0, device="auto", resume=false))]
+#[pyo3(signature = (out, genome=None, config=None, dataset="digits", data_dir=None, seed=0, device="auto", resume=false, size=None))]
 #[allow(clippy::too_many_arguments)]
 fn train(
     py: Python<'_>,
@@ -597,6 +597,7 @@ fn train(
     seed: u64,
     device: &str,
     resume: bool,
+    size: Option<usize>,
 ) -> PyResult<String> {
     let cfg = match config {
         Some(c) => Some(config_from_json(c)?),
@@ -607,9 +608,9 @@ fn train(
         .detach(|| -> msenas::Result<_> {
             let device = Device::resolve(&device)?;
             if resume {
-                if genome.is_some() || cfg.is_some() {
+                if genome.is_some() || cfg.is_some() || size.is_some() {
                     return Err(msenas::Error::input(format!(
-                        "resume: {} holds its settings; give no genome or config",
+                        "resume: {} holds its settings; give no genome, config or size",
                         out.display()
                     )));
                 }
@@ -625,26 +626,8 @@ fn train(
                 Some(c) => c,
                 None => Config::load(None, None, &[])?,
             };
-            let ds = data::load(
-                &dataset,
-                &DataOptions {
-                    data_dir,
-                    timesteps: cfg.space.timesteps,
-                    seed,
-                    ..Default::default()
-                },
-            )?;
-            let mut spec = ds.spec;
-            spec.timesteps = cfg.space.timesteps;
-            let net =
-                Network::from_genome(genome.inner, &spec, cfg.space.width, cfg.space.reduce_kernel)?;
-            if out.join("state.ckpt").exists() {
-                return Err(msenas::Error::input(format!(
-                    "{}: already holds a training run (continue it with resume=True, or choose another out)",
-                    out.display()
-                )));
-            }
-            TrainJob::new(&net, &ds, &cfg.train, seed, &out).run(&device, &mut Silent)
+            let r = NewRun::prepare(genome.inner, &cfg, &dataset, data_dir, size, seed, &out)?;
+            TrainJob::new(&r.network, &r.dataset, &r.config, r.seed, &out).run(&device, &mut Silent)
         })
         .py()?;
     serde_json::to_string(&r).map_err(|e| PyRuntimeError::new_err(e.to_string()))

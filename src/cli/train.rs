@@ -3,9 +3,8 @@
 
 use super::progress::TrainBar;
 use crate::config::{self, Config};
-use crate::data::{self, DataOptions};
 use crate::engine::Device;
-use crate::train::{self, Network, TrainJob};
+use crate::train::{self, NewRun, TrainJob};
 use crate::Error;
 use std::path::{Path, PathBuf};
 
@@ -175,23 +174,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // --set and the flags override them. A plain genome file starts from the preset or the
     // defaults.
     let cfg = resolve_config(&a, run_config(gpath)?)?;
-    let (space, cfg) = (cfg.space, cfg.train);
-    let (timesteps, width) = (space.timesteps, space.width);
     let dataset = a.dataset.clone().unwrap_or_else(|| "digits".into());
     let seed = a.seed.unwrap_or(0);
-    let ds = data::load(
-        &dataset,
-        &DataOptions {
-            data_dir: a.data_dir.clone(),
-            timesteps,
-            size: a.size,
-            seed,
-            ..Default::default()
-        },
-    )?;
-    let mut spec = ds.spec;
-    spec.timesteps = timesteps;
-    let net = Network::from_genome(genome, &spec, width, space.reduce_kernel)?;
     let out = a
         .out
         .clone()
@@ -203,7 +187,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let job = TrainJob::new(&net, &ds, &cfg, seed, &out);
+    let r = NewRun::prepare(
+        genome,
+        &cfg,
+        &dataset,
+        a.data_dir.clone(),
+        a.size,
+        seed,
+        &out,
+    )?;
+    let job = TrainJob::new(&r.network, &r.dataset, &r.config, r.seed, &out);
     finish(job.run(&device, &mut TrainBar::new(!a.quiet))?, &device)
 }
 

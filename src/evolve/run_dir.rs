@@ -61,32 +61,37 @@ impl Record {
         })
     }
 
-    pub fn from_json(v: &Value) -> std::result::Result<Record, String> {
-        let field = |k: &str| v.get(k).ok_or_else(|| format!("missing field `{k}`"));
+    /// A record from its JSON form (one log line); errors name the field.
+    pub fn from_json(v: &Value) -> Result<Record> {
+        let bad = |m: String| Error::input(m);
+        let field = |k: &str| v.get(k).ok_or_else(|| bad(format!("missing field `{k}`")));
         let generation = field("generation")?
             .as_u64()
-            .ok_or("`generation` is not an integer")? as usize;
+            .ok_or_else(|| bad("`generation` is not an integer".into()))?
+            as usize;
         let key = field("key")?
             .as_str()
-            .ok_or("`key` is not a string")?
+            .ok_or_else(|| bad("`key` is not a string".into()))?
             .to_string();
-        let status: Status =
-            serde_json::from_value(field("status")?.clone()).map_err(|e| format!("status: {e}"))?;
+        let status: Status = serde_json::from_value(field("status")?.clone())
+            .map_err(|e| bad(format!("status: {e}")))?;
         let reason = match v.get("reason") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err("`reason` is not a string".into()),
+            Some(_) => return Err(bad("`reason` is not a string".into())),
         };
-        let scores: BTreeMap<String, f64> =
-            serde_json::from_value(field("scores")?.clone()).map_err(|e| format!("scores: {e}"))?;
+        let scores: BTreeMap<String, f64> = serde_json::from_value(field("scores")?.clone())
+            .map_err(|e| bad(format!("scores: {e}")))?;
         let timings: BTreeMap<String, f64> = match v.get("timings") {
-            Some(t) => serde_json::from_value(t.clone()).map_err(|e| format!("timings: {e}"))?,
+            Some(t) => {
+                serde_json::from_value(t.clone()).map_err(|e| bad(format!("timings: {e}")))?
+            }
             None => BTreeMap::new(),
         };
-        let genome =
-            Genome::from_json(&field("genome")?.to_string()).map_err(|e| format!("genome: {e}"))?;
+        let genome = Genome::from_json(&field("genome")?.to_string())
+            .map_err(|e| bad(format!("genome: {e}")))?;
         if genome.canonical_key() != key {
-            return Err(format!("key `{key}` does not match its genome"));
+            return Err(bad(format!("key `{key}` does not match its genome")));
         }
         Ok(Record {
             generation,
@@ -266,7 +271,7 @@ impl RunDir {
                 ));
             }
             let v: Value = serde_json::from_slice(line).map_err(|e| bad(e.to_string()))?;
-            records.push(Record::from_json(&v).map_err(bad)?);
+            records.push(Record::from_json(&v).map_err(|e| bad(e.to_string()))?);
         }
         let log = OpenOptions::new()
             .create(true)

@@ -441,7 +441,7 @@ impl<R: BorrowMut<RunDir>> Search<R> {
         };
         let genomes: Vec<Genome> = vectors
             .iter()
-            .map(|v| space.decode(v).map_err(Error::input))
+            .map(|v| space.decode(v))
             .collect::<Result<_>>()?;
         let (fresh0, replayed0) = (self.fresh, self.replayed);
         let keys: Vec<String> = genomes.iter().map(Genome::canonical_key).collect();

@@ -19,6 +19,8 @@ pub use space::{Freeze, SearchSpace, MAX_TIMESTEPS};
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Error, Result};
+
 /// How micro genes are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,18 +63,20 @@ pub enum CellKind {
 }
 
 /// Parse a layout string such as `NRNRNR`.
-pub fn parse_layout(layout: &str) -> Result<Vec<CellKind>, String> {
+pub fn parse_layout(layout: &str) -> Result<Vec<CellKind>> {
     if layout.is_empty() {
-        return Err("layout is empty (allowed: a string of N and R, e.g. NRNRNR)".into());
+        return Err(Error::input(
+            "layout is empty (allowed: a string of N and R, e.g. NRNRNR)",
+        ));
     }
     layout
         .chars()
         .map(|c| match c {
             'N' => Ok(CellKind::Normal),
             'R' => Ok(CellKind::Reduction),
-            other => Err(format!(
+            other => Err(Error::input(format!(
                 "layout has '{other}' (allowed: N = normal cell, R = reduction cell, e.g. NRNRNR)"
-            )),
+            ))),
         })
         .collect()
 }
@@ -134,7 +138,7 @@ impl Genome {
     }
 
     /// Check internal consistency; every problem is listed with its field and the allowed values.
-    pub fn validate(&self) -> Result<(), Vec<String>> {
+    pub fn validate(&self) -> std::result::Result<(), Vec<String>> {
         let mut errs = Vec::new();
         let kinds = match parse_layout(&self.layout) {
             Ok(k) => k,
@@ -276,6 +280,20 @@ impl Genome {
         live
     }
 
+    /// The motif ids of the normal cells the head depends on that compute something (not
+    /// silent), in layout order: the active cells on the head's path.
+    pub fn active_motifs(&self) -> Vec<u8> {
+        let live = self.reachable();
+        self.resolve()
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, c)| match c {
+                ResolvedCell::Normal { motif, .. } if live[pos + 1] => Some(*motif),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// A string equal for genomes that build the same network.
     pub fn canonical_key(&self) -> String {
         let cells = self.resolve();
@@ -315,8 +333,9 @@ impl Genome {
     }
 
     /// Parse and validate genome JSON. Errors name the field and the allowed values.
-    pub fn from_json(text: &str) -> Result<Genome, String> {
-        let raw: GenomeJson = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_json(text: &str) -> Result<Genome> {
+        let raw: GenomeJson =
+            serde_json::from_str(text).map_err(|e| Error::input(e.to_string()))?;
         raw.into_genome()
     }
 
@@ -382,17 +401,21 @@ impl From<&Genome> for GenomeJson {
 }
 
 impl GenomeJson {
-    fn into_genome(self) -> Result<Genome, String> {
-        let micro = MicroVariant::parse(&self.micro)
-            .ok_or_else(|| format!("micro: '{}' unknown (allowed: kernel, full)", self.micro))?;
+    fn into_genome(self) -> Result<Genome> {
+        let micro = MicroVariant::parse(&self.micro).ok_or_else(|| {
+            Error::input(format!(
+                "micro: '{}' unknown (allowed: kernel, full)",
+                self.micro
+            ))
+        })?;
         let mut cells = Vec::new();
         for (i, c) in self.cells.into_iter().enumerate() {
             let def = motifs::by_name(&c.motif).ok_or_else(|| {
-                format!(
+                Error::input(format!(
                     "cells[{i}].motif: '{}' unknown (allowed: {})",
                     c.motif,
                     motifs::names().join(", ")
-                )
+                ))
             })?;
             let ops = c
                 .ops
@@ -400,14 +423,14 @@ impl GenomeJson {
                 .enumerate()
                 .map(|(e, name)| {
                     micro.value_names().iter().position(|v| v == name).map(|p| p as u8).ok_or_else(|| {
-                        format!(
+                        Error::input(format!(
                             "cells[{i}].ops[{e}]: '{name}' not allowed with micro = {} (allowed: {})",
                             self.micro,
                             micro.value_names().join(", ")
-                        )
+                        ))
                     })
                 })
-                .collect::<Result<Vec<u8>, String>>()?;
+                .collect::<Result<Vec<u8>>>()?;
             cells.push(CellGene {
                 motif: def.id,
                 sources: c.sources,
@@ -420,7 +443,7 @@ impl GenomeJson {
             k: self.k,
             cells,
         };
-        g.validate().map_err(|e| e.join("; "))?;
+        g.validate().map_err(|e| Error::input(e.join("; ")))?;
         Ok(g)
     }
 }
@@ -500,6 +523,37 @@ mod tests {
             .to_json()
             .replace("lateral_inhibition", "lateral_excitement");
         let e = Genome::from_json(&bad).unwrap_err();
+        let e = e.to_string();
         assert!(e.contains("cells[0].motif") && e.contains("allowed"), "{e}");
+    }
+
+    #[test]
+    fn active_motifs_skip_silent_and_unreachable_cells() {
+        // NNN: cell 0 feedforward excitation reading the stem, cell 1 silent, cell 2
+        // lateral inhibition reading cell 1 only (which passes cell 0 through).
+        let mut g = genome(1, [1, 1, 1]);
+        g.layout = "NNN".into();
+        let silent = motifs::by_name("silent").unwrap().id;
+        g.cells = vec![
+            CellGene {
+                motif: 1,
+                sources: vec![1, 1, 1],
+                ops: vec![0; 12],
+            },
+            CellGene {
+                motif: silent,
+                sources: vec![1, 1, 1],
+                ops: vec![0; 12],
+            },
+            CellGene {
+                motif: 4,
+                sources: vec![1, 1, 1],
+                ops: vec![0; 12],
+            },
+        ];
+        assert_eq!(g.active_motifs(), vec![1, 4]);
+        // Cell 2 reading only the stem leaves cells 0 and 1 off the head's path.
+        g.cells[2].sources = vec![3, 3, 3];
+        assert_eq!(g.active_motifs(), vec![4]);
     }
 }

@@ -3,6 +3,8 @@
 
 use super::{motifs, parse_layout, CellGene, CellKind, Genome, MicroVariant};
 use rand::Rng;
+
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// The most time steps T of any network.
@@ -60,7 +62,7 @@ impl Default for SearchSpace {
 
 impl SearchSpace {
     /// Every problem, each naming the field and the allowed values.
-    pub fn validate(&self) -> Result<(), Vec<String>> {
+    pub fn validate(&self) -> std::result::Result<(), Vec<String>> {
         let mut errs = Vec::new();
         match parse_layout(&self.layout) {
             Ok(kinds) => {
@@ -208,18 +210,18 @@ impl SearchSpace {
     }
 
     /// Decode an integer vector (within [`SearchSpace::bounds`]) into a genome.
-    pub fn decode(&self, v: &[i64]) -> Result<Genome, String> {
+    pub fn decode(&self, v: &[i64]) -> Result<Genome> {
         if v.len() != self.n_var() {
-            return Err(format!(
+            return Err(Error::input(format!(
                 "genome vector has {} genes, this space needs {}",
                 v.len(),
                 self.n_var()
-            ));
+            )));
         }
         let (lo, hi) = self.bounds();
         for (i, ((&x, &l), &h)) in v.iter().zip(&lo).zip(&hi).enumerate() {
             if x < l || x > h {
-                return Err(format!("gene {i} = {x} outside [{l}, {h}]"));
+                return Err(Error::input(format!("gene {i} = {x} outside [{l}, {h}]")));
             }
         }
         let ids = self.motif_ids();
@@ -242,12 +244,12 @@ impl SearchSpace {
             k,
             cells,
         };
-        genome.validate().map_err(|e| e.join("; "))?;
+        genome.validate().map_err(|e| Error::input(e.join("; ")))?;
         Ok(genome)
     }
 
     /// Encode a genome of this space. Errors say which gene does not belong to the space.
-    pub fn encode(&self, g: &Genome) -> Result<Vec<i64>, String> {
+    pub fn encode(&self, g: &Genome) -> Result<Vec<i64>> {
         self.check(g)?;
         let ids = self.motif_ids();
         let mut v = vec![self.k_index_of(g.k) as i64];
@@ -260,49 +262,52 @@ impl SearchSpace {
     }
 
     /// Does the genome belong to this space (layout, lengths, allowed values)?
-    pub fn check(&self, g: &Genome) -> Result<(), String> {
+    pub fn check(&self, g: &Genome) -> Result<()> {
         if g.layout != self.layout {
-            return Err(format!(
+            return Err(Error::input(format!(
                 "layout: genome has {}, the space {}",
                 g.layout, self.layout
-            ));
+            )));
         }
         if g.micro != self.micro {
-            return Err(format!(
+            return Err(Error::input(format!(
                 "micro: genome has {:?}, the space {:?}",
                 g.micro, self.micro
-            ));
+            )));
         }
         if !self.ks.contains(&g.k) {
-            return Err(format!("k: {} not in the space's ks {:?}", g.k, self.ks));
+            return Err(Error::input(format!(
+                "k: {} not in the space's ks {:?}",
+                g.k, self.ks
+            )));
         }
         let ids = self.motif_ids();
         for (i, c) in g.cells.iter().enumerate() {
             if !ids.contains(&c.motif) {
-                return Err(format!(
+                return Err(Error::input(format!(
                     "cells[{i}].motif: not among the space's motifs {:?}",
                     self.motifs
-                ));
+                )));
             }
             if c.sources.len() != self.k_max() {
-                return Err(format!(
+                return Err(Error::input(format!(
                     "cells[{i}].sources: {} entries, the space has {}",
                     c.sources.len(),
                     self.k_max()
-                ));
+                )));
             }
             if let Some(o) = c.sources.iter().find(|&&o| o > self.max_offset) {
-                return Err(format!(
+                return Err(Error::input(format!(
                     "cells[{i}].sources: offset {o} beyond max_offset {}",
                     self.max_offset
-                ));
+                )));
             }
             if c.ops.len() != self.ops_per_cell() {
-                return Err(format!(
+                return Err(Error::input(format!(
                     "cells[{i}].ops: {} entries, the space has {}",
                     c.ops.len(),
                     self.ops_per_cell()
-                ));
+                )));
             }
         }
         Ok(())

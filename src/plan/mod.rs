@@ -650,14 +650,14 @@ impl Plan {
     /// Refuses a workload whose activations (every tensor kept for `batch` samples over
     /// `timesteps` steps, as a training step keeps them) would need more than
     /// [`MAX_WORKLOAD_BYTES`]; checked before anything is allocated.
-    pub fn check_workload(&self, batch: usize, timesteps: usize) -> Result<(), String> {
+    pub fn check_workload(&self, batch: usize, timesteps: usize) -> crate::Result<()> {
         let bytes = (self.activation_floats() as u64)
             .checked_mul(batch as u64)
             .and_then(|v| v.checked_mul(timesteps as u64))
             .and_then(|v| v.checked_mul(4));
         match bytes {
             Some(b) if b <= MAX_WORKLOAD_BYTES => Ok(()),
-            _ => Err(format!(
+            _ => Err(crate::Error::input(format!(
                 "batch {batch} over {timesteps} time steps needs {} of activations \
                  (allowed: at most {} GiB; lower the batch, the input size, the width or T)",
                 match bytes {
@@ -665,7 +665,7 @@ impl Plan {
                     None => "more than 2^64 bytes".to_string(),
                 },
                 MAX_WORKLOAD_BYTES >> 30
-            )),
+            ))),
         }
     }
 }

@@ -210,6 +210,59 @@ fn settings(cfg: &TrainConfig) -> Result<Settings> {
     })
 }
 
+/// A new training run of a genome: the dataset loaded at the settings' time steps (and
+/// `size`, when given), the network compiled at the settings' width and reduce kernel, and the
+/// destination checked (a folder that already holds a training run is refused). The CLI's
+/// `msenas train GENOME` and Python's `msenas.train(genome, ...)` both start here.
+pub struct NewRun {
+    pub network: Network,
+    pub dataset: Dataset,
+    pub config: TrainConfig,
+    pub seed: u64,
+}
+
+impl NewRun {
+    /// `cfg` supplies `train` and `space.{width, timesteps, reduce_kernel}`; `data_dir` is
+    /// needed for the sets that are not bundled.
+    pub fn prepare(
+        genome: Genome,
+        cfg: &crate::config::Config,
+        dataset: &str,
+        data_dir: Option<PathBuf>,
+        size: Option<usize>,
+        seed: u64,
+        out: &Path,
+    ) -> Result<NewRun> {
+        if out.join("state.ckpt").exists() {
+            return Err(Error::input(format!(
+                "{}: already holds a training run (resume it, or choose another output folder)",
+                out.display()
+            )));
+        }
+        let timesteps = cfg.space.timesteps;
+        let dataset = crate::data::load(
+            dataset,
+            &crate::data::DataOptions {
+                data_dir,
+                timesteps,
+                size,
+                seed,
+                ..Default::default()
+            },
+        )?;
+        let mut spec = dataset.spec;
+        spec.timesteps = timesteps;
+        let network =
+            Network::from_genome(genome, &spec, cfg.space.width, cfg.space.reduce_kernel)?;
+        Ok(NewRun {
+            network,
+            dataset,
+            config: cfg.train.clone(),
+            seed,
+        })
+    }
+}
+
 /// What a stopped training run needs to continue: read back from its folder's
 /// `state.ckpt` (network, settings, seed) and the dataset it was trained on.
 pub struct ResumedRun {
