@@ -1,6 +1,7 @@
 //! `msenas export --to torch`: the folder's files and shapes agree with the network, the
 //! weights are msenas's own (initial weights of the seed: the same bytes as `forward --dump`'s
-//! params), and bad sources or an existing destination are refused with one line, exit 2.
+//! params), and bad sources, an existing destination and `--to nir` (no rectifier node in NIR
+//! for the sign gates) are refused with one line, exit 2.
 
 mod cli_common;
 use cli_common::{ok, run};
@@ -49,12 +50,15 @@ fn a_genome_exports_its_initial_weights_and_refusals_are_one_line() {
         ),
         (vec!["export", "nothing", "--to", "torch"], "no model.ckpt"),
         (vec!["export", "g.json", "--to", "onnx"], "onnx"),
+        (vec!["export", "g.json", "--to", "nir"], "no rectifier node"),
     ] {
         let o = run(&args, d);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
+    assert!(!d.join("g.json-nir").exists());
     // Nothing half-written beside the destination.
     let stray: Vec<_> = std::fs::read_dir(d)
         .unwrap()

@@ -13,8 +13,8 @@ pub struct Args {
     /// A training folder or checkpoint (trained weights); a `msenas run` folder (its train/);
     /// or a genome file (initial weights of --seed, for --dataset at the config's width).
     pub source: PathBuf,
-    /// The target framework: torch.
-    #[arg(long, value_parser = ["torch"])]
+    /// The target framework: torch (`nir` is refused: see [`NIR_REFUSAL`]).
+    #[arg(long, value_parser = ["torch", "nir"])]
     pub to: String,
     /// The folder to write (default SOURCE-torch beside a folder, or FILE-torch).
     #[arg(long)]
@@ -42,7 +42,18 @@ fn checkpoint_of(p: &Path) -> Option<PathBuf> {
         .find(|c| c.is_file())
 }
 
+/// Why `--to nir` is refused. NIR's node set (Affine, Linear, Conv1d/2d, pools, Scale,
+/// Flatten, Delay, I/LI/CubaLI integrators, IF/LIF/CubaLIF neurons, Threshold) has no analog
+/// rectifier, and every msenas network has motif edges whose current passes a sign gate.
+pub const NIR_REFUSAL: &str = "--to nir: not possible: every msenas network has motif edges \
+     whose current passes a sign gate (max(z, 0) excitatory, min(z, 0) inhibitory) and NIR has \
+     no rectifier node, so no msenas network can be written as NIR without changing what it \
+     computes (allowed: torch)";
+
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if a.to == "nir" {
+        return Err(Error::input(NIR_REFUSAL).into());
+    }
     let genome_only = a.config.is_some() || !a.sets.is_empty();
     let ex = match checkpoint_of(&a.source) {
         Some(ck) => {
