@@ -81,6 +81,31 @@ fn writes_csv_summary_plot_and_resumes() {
     assert!(
         summary["seed_tau_all"]["value"].is_number() || summary["val_min"] == summary["val_max"]
     );
+    // The rows are this sample's: every live network is in one active-cell group, and in the
+    // motif group of each family its active cells hold (the genomes from genomes.jsonl).
+    let groups = summary["by_active_cells"].as_array().unwrap();
+    let total: u64 = groups.iter().map(|g| g["archs"].as_u64().unwrap()).sum();
+    assert_eq!(total, summary["live"].as_u64().unwrap());
+    let genomes: Vec<msenas::genome::Genome> = std::fs::read_to_string(out.join("genomes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| msenas::genome::Genome::from_json(l).unwrap())
+        .collect();
+    let live: Vec<bool> = parsed.iter().map(|r| r.live()).collect();
+    for g in summary["by_motif"].as_array().unwrap() {
+        let id = msenas::genome::motifs::by_name(g["label"].as_str().unwrap())
+            .unwrap()
+            .id;
+        let want = genomes
+            .iter()
+            .zip(&live)
+            .filter(|(gen, &l)| l && gen.active_motifs().contains(&id))
+            .count();
+        assert_eq!(g["archs"].as_u64().unwrap() as usize, want, "{g}");
+    }
+    assert!(std::fs::read_to_string(out.join("summary.md"))
+        .unwrap()
+        .contains("active cell(s)"));
 
     // Drop the last row (as if killed during it) and rerun: only that one is recomputed.
     let kept: Vec<String> = rows[..2].to_vec();
@@ -167,7 +192,7 @@ fn summary_statistics_are_finite() {
             row(i, p, r, [a, a + 0.01 * ((i % 4) as f64 - 1.5)], status)
         })
         .collect();
-    let s = proxy::summarise(&rows, 100, 7);
+    let s = proxy::summarise(&rows, None, 100, 7);
     assert_eq!((s.archs, s.live, s.dead), (12, 11, 1));
     assert!(s.seed_tau_all.as_ref().unwrap().value.is_finite());
     for sc in &s.scores {

@@ -49,7 +49,9 @@ pub use crate::fitness::gradient::{gradient_scores, GRAD_WORST};
 use crate::genome::Genome;
 use crate::plan::Plan;
 use crate::report::plot;
-use crate::stats::{bootstrap_ci, kendall_tau_b, partial_kendall, ranks, spearman};
+use crate::stats::{
+    bootstrap_ci, kendall_tau_b, partial_kendall, partial_kendall_given, ranks, spearman,
+};
 use crate::train::{self, Network};
 use crate::{Error, Result};
 
@@ -583,6 +585,9 @@ pub struct ScoreStats {
     pub rho_live: Corr,
     /// Partial Kendall tau given ln(params), over live networks.
     pub partial_tau_live: Corr,
+    /// Partial Kendall tau given ln(params) and the number of active cells on the head's path
+    /// (live networks; NaN without the genomes).
+    pub partial_tau_size_depth_live: Corr,
     /// Kendall tau of the score with ln(params), over live networks.
     pub tau_with_params: f64,
     /// Mean seconds per architecture (scores: the whole training-free pass).
@@ -607,6 +612,48 @@ pub struct Summary {
     pub scores: Vec<ScoreStats>,
     pub mean_score_s: f64,
     pub mean_train_s: f64,
+    /// Kendall tau of the number of active cells on the head's path with accuracy (live).
+    pub active_cells_tau_live: Option<Corr>,
+    /// Mean validation accuracy of the live networks by number of active cells.
+    pub by_active_cells: Vec<Group>,
+    /// Mean validation accuracy of the live networks with at least one active cell of each
+    /// motif family (a network counts in every family it holds).
+    pub by_motif: Vec<Group>,
+}
+
+/// Accuracy of a group of live networks.
+#[derive(Clone, Debug, Serialize)]
+pub struct Group {
+    pub label: String,
+    pub archs: usize,
+    pub mean_val: f64,
+    pub min_val: f64,
+    pub max_val: f64,
+}
+
+impl Group {
+    fn of(label: String, accs: &[f64]) -> Group {
+        Group {
+            label,
+            archs: accs.len(),
+            mean_val: mean(accs),
+            min_val: accs.iter().copied().fold(f64::INFINITY, f64::min),
+            max_val: accs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+}
+
+/// The genomes of `rows` (by their index in the sample of `cfg`), when every row's key hash
+/// matches: the structure statistics of [`summarise`] need them.
+pub fn genomes_of(cfg: &Config, rows: &[Row]) -> Result<Option<Vec<Genome>>> {
+    let n = rows.iter().map(|r| r.index + 1).max().unwrap_or(0);
+    let sample = sample_genomes(cfg, n)?;
+    let out: Vec<Genome> = rows.iter().map(|r| sample[r.index].clone()).collect();
+    let same = rows
+        .iter()
+        .zip(&out)
+        .all(|(r, g)| format!("{:016x}", g.key_hash()) == r.key_hash);
+    Ok(same.then_some(out))
 }
 
 fn corr_ci(x: &[f64], y: &[f64], f: fn(&[f64], &[f64]) -> f64, reps: usize, seed: u64) -> Corr {
@@ -641,6 +688,24 @@ fn partial_ci(x: &[f64], y: &[f64], z: &[f64], reps: usize, seed: u64) -> Corr {
     let stat = |idx: &[usize]| {
         let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
         partial_kendall(&pick(x), &pick(y), &pick(z))
+    };
+    let (lo, hi) = bootstrap_ci(x.len(), &stat, reps, 0.05, &mut rng);
+    Corr { value, lo, hi }
+}
+
+fn partial2_ci(x: &[f64], y: &[f64], z1: &[f64], z2: &[f64], reps: usize, seed: u64) -> Corr {
+    let value = partial_kendall_given(x, y, &[z1, z2]);
+    if x.len() < 5 {
+        return Corr {
+            value,
+            lo: f64::NAN,
+            hi: f64::NAN,
+        };
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let stat = |idx: &[usize]| {
+        let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        partial_kendall_given(&pick(x), &pick(y), &[&pick(z1), &pick(z2)])
     };
     let (lo, hi) = bootstrap_ci(x.len(), &stat, reps, 0.05, &mut rng);
     Corr { value, lo, hi }
@@ -746,8 +811,10 @@ fn table_order(table: &BTreeMap<String, Vec<f64>>) -> Vec<&'static str> {
 }
 
 /// Correlations of every score with the mean validation accuracy, the seed-to-seed ceiling and
-/// partial correlations given ln(params).
-pub fn summarise(rows: &[Row], reps: usize, seed: u64) -> Summary {
+/// partial correlations given ln(params); with `genomes` (aligned with `rows`), also given
+/// ln(params) and the number of active cells on the head's path, and accuracy by active
+/// cells and by motif family.
+pub fn summarise(rows: &[Row], genomes: Option<&[Genome]>, reps: usize, seed: u64) -> Summary {
     let table = score_table(rows);
     let acc: Vec<f64> = rows.iter().map(|r| r.val_mean()).collect();
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
@@ -773,6 +840,16 @@ pub fn summarise(rows: &[Row], reps: usize, seed: u64) -> Summary {
     };
     let score_s = mean(&rows.iter().map(|r| r.score_s).collect::<Vec<_>>());
     let train_s = mean(&rows.iter().map(|r| r.train_s).collect::<Vec<_>>());
+    let motifs: Option<Vec<Vec<u8>>> =
+        genomes.map(|g| g.iter().map(Genome::active_motifs).collect());
+    let depth_live: Option<Vec<f64>> = motifs
+        .as_ref()
+        .map(|m| live.iter().map(|&i| m[i].len() as f64).collect());
+    let nan = Corr {
+        value: f64::NAN,
+        lo: f64::NAN,
+        hi: f64::NAN,
+    };
     let mut scores = Vec::new();
     for (k, name) in table_order(&table).into_iter().enumerate() {
         let x = &table[name];
@@ -793,6 +870,12 @@ pub fn summarise(rows: &[Row], reps: usize, seed: u64) -> Summary {
             } else {
                 partial_ci(&xl, &acc_live, &lp_live, reps, s + 4)
             },
+            partial_tau_size_depth_live: match &depth_live {
+                Some(d) if name != "params" => {
+                    partial2_ci(&xl, &acc_live, &lp_live, d, reps, s + 5)
+                }
+                _ => nan.clone(),
+            },
             tau_with_params: kendall_tau_b(&xl, &lp_live),
             seconds: if name == "short_train" {
                 train_s
@@ -804,6 +887,33 @@ pub fn summarise(rows: &[Row], reps: usize, seed: u64) -> Summary {
     let mut sorted = acc.clone();
     sorted.sort_by(f64::total_cmp);
     let tests: Vec<f64> = rows.iter().map(|r| r.test_mean()).collect();
+    let (mut by_active_cells, mut by_motif) = (Vec::new(), Vec::new());
+    if let Some(m) = &motifs {
+        let most = live.iter().map(|&i| m[i].len()).max().unwrap_or(0);
+        for n in 0..=most {
+            let a: Vec<f64> = live
+                .iter()
+                .filter(|&&i| m[i].len() == n)
+                .map(|&i| acc[i])
+                .collect();
+            if !a.is_empty() {
+                by_active_cells.push(Group::of(format!("{n} active cell(s)"), &a));
+            }
+        }
+        for def in crate::genome::motifs::REGISTRY
+            .iter()
+            .filter(|d| d.name != "silent")
+        {
+            let a: Vec<f64> = live
+                .iter()
+                .filter(|&&i| m[i].contains(&def.id))
+                .map(|&i| acc[i])
+                .collect();
+            if !a.is_empty() {
+                by_motif.push(Group::of(def.name.to_string(), &a));
+            }
+        }
+    }
     Summary {
         archs: rows.len(),
         live: live.len(),
@@ -819,6 +929,11 @@ pub fn summarise(rows: &[Row], reps: usize, seed: u64) -> Summary {
         scores,
         mean_score_s: score_s,
         mean_train_s: train_s,
+        active_cells_tau_live: depth_live
+            .as_ref()
+            .map(|d| corr_ci(d, &acc_live, kendall_tau_b, reps, seed ^ 3)),
+        by_active_cells,
+        by_motif,
     }
 }
 
@@ -857,21 +972,38 @@ pub fn markdown(s: &Summary, title: &str) -> String {
     );
     let _ = writeln!(
         m,
-        "| score | tau (all) | rho (all) | tau (live) | rho (live) | partial tau given ln(params) (live) | tau with ln(params) |"
+        "| score | tau (all) | rho (all) | tau (live) | rho (live) | partial tau given ln(params) (live) | partial tau given ln(params) and active cells (live) | tau with ln(params) |"
     );
-    let _ = writeln!(m, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");
     for r in &s.scores {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {} | {} | {:+.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:+.2} |",
             r.score,
             fmt_c(&r.tau_all),
             fmt_c(&r.rho_all),
             fmt_c(&r.tau_live),
             fmt_c(&r.rho_live),
             fmt_c(&r.partial_tau_live),
+            fmt_c(&r.partial_tau_size_depth_live),
             r.tau_with_params
         );
+    }
+    if let Some(t) = &s.active_cells_tau_live {
+        let _ = writeln!(
+            m,
+            "\nActive cells on the head's path (normal cells that compute and are read): Kendall tau with accuracy {} (live).\n",
+            fmt_c(t)
+        );
+        let _ = writeln!(m, "| group | networks | mean val acc | min | max |");
+        let _ = writeln!(m, "|---|---|---|---|---|");
+        for g in s.by_active_cells.iter().chain(&s.by_motif) {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {:.3} | {:.3} | {:.3} |",
+                g.label, g.archs, g.mean_val, g.min_val, g.max_val
+            );
+        }
     }
     m
 }

@@ -125,7 +125,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         &a.out.join(crate::benchmarks::proxy_extra::EXTRA_CSV),
         &mut rows,
     )?;
-    let summary = proxy::summarise(&rows, opts.boot_reps, cfg.seed);
+    let genomes = proxy::genomes_of(&cfg, &rows)?;
+    if genomes.is_none() {
+        eprintln!(
+            "proxy-bench: the rows are not the sample of these settings (seed, space); the \
+             statistics by active cells and motif family are left out"
+        );
+    }
+    let summary = proxy::summarise(&rows, genomes.as_deref(), opts.boot_reps, cfg.seed);
     let title = a
         .title
         .clone()
