@@ -15,7 +15,8 @@
 //! 7. [`benchmarks`]: the ranking benchmark of the scores against trained accuracy;
 //! 8. the `msenas` command line.
 //!
-//! [`data`], [`config`], [`report`], [`stats`] and [`fsio`] are shared utilities.
+//! [`data`] and [`config`] are shared by every layer (as are the crate-internal plotting,
+//! statistics and file helpers).
 //!
 //! # Embed a forward pass (a GPU when there is one, else the CPU engine)
 //!
@@ -112,13 +113,13 @@ pub mod error;
 pub mod evolve;
 pub mod export;
 pub mod fitness;
-pub mod fsio;
+pub(crate) mod fsio;
 pub mod genome;
 pub mod gpu;
 pub mod plan;
-pub mod report;
+pub(crate) mod report;
 pub mod spec;
-pub mod stats;
+pub(crate) mod stats;
 pub mod train;
 
 pub use error::{Error, Result};

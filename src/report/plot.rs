@@ -1,5 +1,5 @@
 //! PNG charts for run reports: line charts, scatter plots, small multiples, stacked bars,
-//! heatmaps with colour bars, architecture drawings and spike rasters.
+//! heatmaps with colour bars and architecture drawings.
 //!
 //! Text uses the bundled DejaVu Sans (`assets/DejaVuSans.ttf`, licence beside it), so no system
 //! fonts are needed. Every function renders into memory, writes the PNG to a temporary file in
@@ -65,7 +65,7 @@ pub struct GraphEdge {
     pub dashed: bool,
 }
 
-/// Size of the single-chart images ([`line_chart`], [`scatter`], [`stacked_bars`], [`raster`]).
+/// Size of the single-chart images ([`line_chart`], [`scatter`], [`stacked_bars`]).
 pub const CHART_SIZE: (u32, u32) = (900, 600);
 /// Size of one panel of [`scatter_grid`].
 pub const GRID_PANEL: (u32, u32) = (420, 340);
@@ -357,38 +357,6 @@ pub fn graph(
     render(path, size, |root| {
         let body = titled(root, title)?;
         draw_graph(&body, nodes, edges)
-    })
-}
-
-/// Spike raster: one row per neuron (neuron 0 at the bottom), one column per time step, a
-/// mark for every `true`. Rows may differ in length.
-pub fn raster(path: &Path, title: &str, rows: &[Vec<bool>]) -> Result<()> {
-    let steps = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let xr = (0.0, steps.max(1) as f64);
-    let yr = (0.0, rows.len().max(1) as f64);
-    let spikes: usize = rows.iter().map(|r| r.iter().filter(|&&s| s).count()).sum();
-    let caption = format!(
-        "{title}  ({} neurons, {steps} steps, {spikes} spikes)",
-        rows.len()
-    );
-    render(path, CHART_SIZE, |root| {
-        let mut chart = cartesian(root, &caption, xr, yr, 20)?;
-        draw_mesh(&mut chart, "time step", "neuron", xr, yr)?;
-        let tall = rows.len() <= 40;
-        chart.draw_series(rows.iter().enumerate().flat_map(|(i, row)| {
-            let (y0, y1) = if tall {
-                (i as f64 + 0.15, i as f64 + 0.85)
-            } else {
-                (i as f64, i as f64 + 1.0)
-            };
-            row.iter()
-                .enumerate()
-                .filter(|(_, &s)| s)
-                .map(move |(t, _)| {
-                    Rectangle::new([(t as f64, y0), (t as f64 + 1.0, y1)], BLACK.filled())
-                })
-        }))?;
-        Ok(())
     })
 }
 

@@ -450,49 +450,13 @@ fn graph_degenerate_inputs() {
 }
 
 #[test]
-fn raster_spikes() {
-    let d = dir();
-    let p = d.path().join("raster.png");
-    let rows: Vec<Vec<bool>> = (0..30)
-        .map(|i| (0..100).map(|t| (t * 7 + i * 13) % 17 == 0).collect())
-        .collect();
-    raster(&p, "Hidden layer spikes", &rows).unwrap();
-    check(&p, CHART_SIZE);
-    let dark = image::open(&p)
-        .unwrap()
-        .to_rgb8()
-        .pixels()
-        .filter(|p| p.0.iter().all(|&c| c < 30))
-        .count();
-    assert!(dark > 2000, "{dark} dark pixels");
-}
-
-#[test]
-fn raster_degenerate_inputs() {
-    let d = dir();
-    let cases: Vec<(&str, Vec<Vec<bool>>)> = vec![
-        ("none", vec![]),
-        ("empty_rows", vec![vec![], vec![]]),
-        ("silent", vec![vec![false; 10]; 3]),
-        ("ragged", vec![vec![true], vec![false, true, true], vec![]]),
-        ("one", vec![vec![true]]),
-        ("wide", vec![[true, false, true].repeat(1000); 200]),
-    ];
-    for (name, rows) in cases {
-        let p = d.path().join(format!("raster_{name}.png"));
-        raster(&p, name, &rows).unwrap();
-        check(&p, CHART_SIZE);
-    }
-}
-
-#[test]
 fn writes_replace_atomically_and_fail_cleanly() {
     let d = dir();
     let p = d.path().join("same.png");
     fs::write(&p, b"old").unwrap();
     line_chart(&p, "first", "x", "y", &[wave("a", 0.0, 5)]).unwrap();
     check(&p, CHART_SIZE);
-    raster(&p, "second", &[vec![true, false]]).unwrap();
+    line_chart(&p, "second", "x", "y", &[wave("b", 1.0, 7)]).unwrap();
     check(&p, CHART_SIZE);
 
     let missing = d.path().join("no such folder").join("x.png");
@@ -508,7 +472,10 @@ fn writes_replace_atomically_and_fail_cleanly() {
     let folder = d.path().join("taken.png");
     fs::create_dir(&folder).unwrap();
     fs::write(folder.join("inner.png"), b"x").unwrap();
-    assert!(matches!(raster(&folder, "", &[]), Err(Error::Io { .. })));
+    assert!(matches!(
+        line_chart(&folder, "", "", "", &[]),
+        Err(Error::Io { .. })
+    ));
     no_leftovers(d.path());
 }
 
