@@ -114,6 +114,7 @@ fn rate(n: usize, secs: f64) -> f64 {
 }
 
 fn bench_scale(
+    ctx: &GpuContext,
     ex: &mut GpuExecutor,
     s: &Scale,
     peak: Option<f64>,
@@ -178,6 +179,15 @@ fn bench_scale(
                 "failed": failed,
                 "peak_arena_bytes": ex.arena_stats().peak_leased_bytes,
             });
+            // The same generation once more with every dispatch timed (slower: each dispatch
+            // in its own pass, a read-back per submission): where the time goes, per kernel.
+            if ctx.start_profile().is_ok() {
+                let outs = ex.run_many(&jobs, t, b, want);
+                let kernels = ctx.take_profile();
+                if outs.iter().all(|r| r.is_ok()) {
+                    gpu["kernels"] = json!(kernels);
+                }
+            }
             if !skip_cpu {
                 let nc = s.cpu_candidates.clamp(1, ps.len());
                 let cpu_macs: f64 = ps[..nc].iter().map(|p| conv_macs(p, t, b)).sum();
@@ -291,7 +301,7 @@ fn main() {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let r = bench_scale(&mut ex, s, peak, skip_cpu, i == 0);
+            let r = bench_scale(&ctx, &mut ex, s, peak, skip_cpu, i == 0);
             eprintln!("{}: done", s.name);
             r
         })
@@ -306,7 +316,7 @@ fn main() {
             "driver": format!("{} {}", info.driver, info.driver_info).trim(),
         },
         "timing_method": if timestamps {
-            "wall clock around each generation (fenced by the blocking read-back) and GPU timestamp queries around each submission"
+            "wall clock around each generation (fenced by the blocking read-back) and GPU timestamp queries around each submission; `kernels`: a second, profiled run of the generation with timestamps around every dispatch"
         } else {
             "wall clock around each generation, fenced by the blocking read-back (no timestamp queries on this adapter)"
         },

@@ -66,6 +66,10 @@ pub struct Args {
     /// devices` lists them). --dump needs cpu.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// On a GPU: after the timed pass, run the pass once more with every kernel timed by GPU
+    /// timestamps and print the time per kernel (needs an adapter with timestamp queries).
+    #[arg(long)]
+    pub profile: bool,
     /// A JSON config file.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -205,9 +209,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.dump.is_some() && !matches!(device, Device::Cpu { .. }) {
         return Err(Error::input("--dump: needs --device cpu (the CPU engine)").into());
     }
+    if a.profile && !device.is_gpu() {
+        return Err(Error::input(
+            "--profile: times GPU kernels (allowed with --device gpu, auto on a GPU, or an adapter)",
+        )
+        .into());
+    }
     let params = init_params(&plan, seed);
     let mut fo = ForwardOptions::new(t, a.batch);
     fo.record_spikes = a.dump.is_some();
+    let mut profile = None;
     let (secs, rates, counts, device, out) = if a.dump.is_some() {
         // The dump holds every tensor and spike record of the CPU engine's pass: that pass is
         // the one timed and reported.
@@ -230,6 +241,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let start = Instant::now();
         let g = engine.forward(&plan, seed, &input, a.batch, want)?;
         let secs = start.elapsed().as_secs_f64();
+        if a.profile {
+            engine.device().start_profile()?;
+            let p = engine.forward(&plan, seed, &input, a.batch, want);
+            let times = engine.device().take_profile();
+            if p?.logits != g.logits {
+                anyhow::bail!("--profile: the profiled pass gave other logits than the timed one");
+            }
+            profile = Some(times);
+        }
         (
             secs,
             g.firing_rates,
@@ -280,6 +300,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         secs,
         secs * 1e3 / a.batch as f64
     );
+    if let Some(times) = &profile {
+        print_profile(times);
+    }
     if let (Some(dir), Some(out)) = (&a.dump, &out) {
         // The loss and gradients: the training forward pass (the executor's, bit for bit, which
         // the logits check) and its reverse pass, on the test samples' labels.
@@ -345,4 +368,33 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("dump: {}", dir.display());
     }
     Ok(())
+}
+
+/// The per-kernel GPU times of `--profile`, longest first.
+fn print_profile(times: &[crate::engine::KernelTime]) {
+    let total: f64 = times.iter().map(|k| k.seconds).sum();
+    let dispatches: u64 = times.iter().map(|k| k.dispatches).sum();
+    println!(
+        "profile: {dispatches} dispatches, {:.3} ms of GPU time (timestamps around each dispatch)",
+        total * 1e3
+    );
+    let w = times
+        .iter()
+        .map(|k| k.kernel.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:<w$}  {:>10}  {:>10}  {:>6}",
+        "kernel", "dispatches", "ms", "share"
+    );
+    for k in times {
+        println!(
+            "{:<w$}  {:>10}  {:>10.3}  {:>5.1}%",
+            k.kernel,
+            k.dispatches,
+            k.seconds * 1e3,
+            100.0 * k.seconds / total.max(f64::MIN_POSITIVE)
+        );
+    }
 }

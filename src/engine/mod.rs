@@ -39,7 +39,9 @@ use crate::gpu::{DeviceChoice, GpuContext};
 use crate::plan::Plan;
 use crate::{Error, Result};
 
-pub use crate::gpu::{list_adapters, AdapterSummary, Outputs, TrainSettings, TrainState};
+pub use crate::gpu::{
+    list_adapters, AdapterSummary, KernelTime, Outputs, TrainSettings, TrainState,
+};
 pub(crate) use backend::add_time;
 pub use backend::{cpu_gradients, ProbeBatch, RunOutput, SpikeBackend};
 pub use session::{StepOutput, TrainSession};
@@ -135,6 +137,25 @@ impl Device {
         match self {
             Device::Cpu { .. } => None,
             Device::Gpu(ctx) => Some(ctx.summary()),
+        }
+    }
+
+    /// Time every GPU kernel from now on (see [`Device::take_profile`]); refused on the CPU
+    /// engine and on adapters without timestamp queries.
+    pub fn start_profile(&self) -> Result<()> {
+        match self {
+            Device::Gpu(ctx) => ctx.start_profile(),
+            Device::Cpu { .. } => Err(Error::input(
+                "profile: the CPU engine has no GPU kernels to time (allowed: a GPU device)",
+            )),
+        }
+    }
+
+    /// GPU time per kernel since [`Device::start_profile`], longest first; stops profiling.
+    pub fn take_profile(&self) -> Vec<KernelTime> {
+        match self {
+            Device::Gpu(ctx) => ctx.take_profile(),
+            Device::Cpu { .. } => Vec::new(),
         }
     }
 

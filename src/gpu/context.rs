@@ -2,7 +2,7 @@
 //! once, cached by kernel), the parameter buffer and bind groups the recorder reuses, and a
 //! staging buffer for read-back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
@@ -293,6 +293,16 @@ pub(crate) struct ParamState {
     pub submissions: u64,
 }
 
+/// GPU time of one kernel over a profiled run: its dispatches and their summed time from
+/// timestamp queries written at the start and end of each dispatch's own compute pass.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelTime {
+    /// `file::entry` of the WGSL kernel.
+    pub kernel: String,
+    pub dispatches: u64,
+    pub seconds: f64,
+}
+
 pub struct GpuContext {
     pub instance: wgpu::Instance,
     pub adapter: wgpu::Adapter,
@@ -308,6 +318,8 @@ pub struct GpuContext {
     pipelines: Mutex<HashMap<KernelId, Arc<Pipeline>>>,
     pub(crate) params: Mutex<ParamState>,
     staging: Mutex<Option<wgpu::Buffer>>,
+    /// Per-kernel (dispatches, nanoseconds) while profiling (see [`GpuContext::start_profile`]).
+    pub(crate) profile: Mutex<Option<BTreeMap<String, (u64, f64)>>>,
 }
 
 impl GpuContext {
@@ -364,7 +376,39 @@ impl GpuContext {
                 submissions: 0,
             }),
             staging: Mutex::new(None),
+            profile: Mutex::new(None),
         })
+    }
+
+    /// Time every dispatch from now on: each goes into its own compute pass with timestamp
+    /// writes, and every submission waits for its timestamps (so profiled runs are slower than
+    /// unprofiled ones; the per-kernel shares are what they are for). Refused where the adapter
+    /// has no timestamp queries.
+    pub fn start_profile(&self) -> Result<()> {
+        if !self.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::Gpu(format!(
+                "`{}` has no timestamp queries: kernels cannot be timed on it",
+                self.info.name
+            )));
+        }
+        *self.profile.lock().unwrap() = Some(BTreeMap::new());
+        Ok(())
+    }
+
+    /// The kernels timed since [`GpuContext::start_profile`], longest total first; stops
+    /// profiling. Empty when it was not started.
+    pub fn take_profile(&self) -> Vec<KernelTime> {
+        let map = self.profile.lock().unwrap().take().unwrap_or_default();
+        let mut v: Vec<KernelTime> = map
+            .into_iter()
+            .map(|(kernel, (dispatches, ns))| KernelTime {
+                kernel,
+                dispatches,
+                seconds: ns * 1e-9,
+            })
+            .collect();
+        v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        v
     }
 
     /// Bind groups cached for reuse (bounded: see [`crate::gpu::recorder`]).

@@ -11,7 +11,9 @@ pub mod recorder;
 pub mod trainer;
 
 pub use arena::{Arena, SizeClass};
-pub use context::{list_adapters, pick_adapter, AdapterSummary, DeviceChoice, GpuContext};
+pub use context::{
+    list_adapters, pick_adapter, AdapterSummary, DeviceChoice, GpuContext, KernelTime,
+};
 pub use executor::{memory_bytes, GpuExecutor, GpuOutput, Job, Outputs};
 pub use kernels::{KernelId, View};
 pub use recorder::Recorder;

@@ -249,16 +249,36 @@ impl<'c> Recorder<'c> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("msenas"),
             });
-        let passes = self
-            .cmds
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| {
-                matches!(c, Cmd::Dispatch { .. })
-                    && (*i == 0 || !matches!(self.cmds[i - 1], Cmd::Dispatch { .. }))
-            })
-            .count();
-        let queries = stamps.map(|_| {
+        // Profiling: every dispatch in its own pass, timed at both ends.
+        let profiling = Self::can_time(ctx) && ctx.profile.lock().unwrap().is_some();
+        let dispatches = pipes.len();
+        let passes = if profiling {
+            dispatches
+        } else {
+            self.cmds
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| {
+                    matches!(c, Cmd::Dispatch { .. })
+                        && (*i == 0 || !matches!(self.cmds[i - 1], Cmd::Dispatch { .. }))
+                })
+                .count()
+        };
+        let per_set = (wgpu::QUERY_SET_MAX_QUERIES / 2) as usize;
+        let profile_sets: Vec<wgpu::QuerySet> = if profiling {
+            (0..dispatches.div_ceil(per_set))
+                .map(|k| {
+                    ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                        label: Some("kernel times"),
+                        ty: wgpu::QueryType::Timestamp,
+                        count: (2 * (dispatches - k * per_set).min(per_set)) as u32,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let queries = stamps.filter(|_| !profiling).map(|_| {
             ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("submission time"),
                 ty: wgpu::QueryType::Timestamp,
@@ -289,15 +309,25 @@ impl<'c> Recorder<'c> {
                     i += 1;
                 }
                 Cmd::Dispatch { .. } => {
-                    // Consecutive dispatches share one pass; wgpu orders them with barriers.
+                    // Consecutive dispatches share one pass (wgpu orders them with barriers),
+                    // except when profiling.
                     let (first, last) = (pass_index == 0, pass_index + 1 == passes);
-                    let writes = queries.as_ref().filter(|_| first || last).map(|q| {
-                        wgpu::ComputePassTimestampWrites {
-                            query_set: q,
-                            beginning_of_pass_write_index: first.then_some(0),
-                            end_of_pass_write_index: last.then_some(1),
-                        }
-                    });
+                    let writes = if profiling {
+                        let (set, k) = (pi / per_set, (pi % per_set) as u32);
+                        Some(wgpu::ComputePassTimestampWrites {
+                            query_set: &profile_sets[set],
+                            beginning_of_pass_write_index: Some(2 * k),
+                            end_of_pass_write_index: Some(2 * k + 1),
+                        })
+                    } else {
+                        queries.as_ref().filter(|_| first || last).map(|q| {
+                            wgpu::ComputePassTimestampWrites {
+                                query_set: q,
+                                beginning_of_pass_write_index: first.then_some(0),
+                                end_of_pass_write_index: last.then_some(1),
+                            }
+                        })
+                    };
                     pass_index += 1;
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: None,
@@ -316,6 +346,9 @@ impl<'c> Recorder<'c> {
                         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
                         pi += 1;
                         i += 1;
+                        if profiling {
+                            break;
+                        }
                     }
                 }
             }
@@ -332,11 +365,49 @@ impl<'c> Recorder<'c> {
                 enc.copy_buffer_to_buffer(&resolve, 0, v.buffer, v.offset as u64 * 4, 16);
             }
         }
+        let profile_buf = (dispatches > 0 && profiling).then(|| {
+            let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel times"),
+                size: 16 * dispatches as u64,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            for (k, set) in profile_sets.iter().enumerate() {
+                let n = (dispatches - k * per_set).min(per_set) as u32;
+                enc.resolve_query_set(set, 0..2 * n, &buf, 16 * (k * per_set) as u64);
+            }
+            // The submission's own stamps: the first dispatch's start, the last one's end.
+            if let Some(v) = stamps {
+                let off = v.offset as u64 * 4;
+                enc.copy_buffer_to_buffer(&buf, 0, v.buffer, off, 8);
+                let end = 16 * dispatches as u64 - 8;
+                enc.copy_buffer_to_buffer(&buf, end, v.buffer, off + 8, 8);
+            }
+            buf
+        });
         ctx.queue.submit([enc.finish()]);
         drop(state);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("submission: {e}")));
         }
-        ctx.take_error()
+        ctx.take_error()?;
+        if let Some(buf) = profile_buf {
+            let ticks: Vec<u64> = ctx.read(View {
+                buffer: &buf,
+                offset: 0,
+                len: 4 * dispatches as u32,
+            })?;
+            let period = ctx.queue.get_timestamp_period() as f64;
+            let mut guard = ctx.profile.lock().unwrap();
+            if let Some(map) = guard.as_mut() {
+                for (k, (kernel, _)) in pipes.iter().enumerate() {
+                    let ns = ticks[2 * k + 1].saturating_sub(ticks[2 * k]) as f64 * period;
+                    let e = map.entry(kernel.info().label()).or_insert((0, 0.0));
+                    e.0 += 1;
+                    e.1 += ns;
+                }
+            }
+        }
+        Ok(())
     }
 }
