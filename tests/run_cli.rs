@@ -29,6 +29,21 @@ fn run_end_to_end_then_transfer_to_event_digits() {
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("test accuracy") && report.contains("energy per sample"));
+    // The report counts the best genome's active cells, and explains silent ones.
+    let best = msenas::genome::Genome::from_json(
+        &std::fs::read_to_string(out.join("search/best.json")).unwrap(),
+    )
+    .unwrap();
+    let active = best.active_motifs().len();
+    let line = format!(
+        "Active cells: {active} of {} normal cells",
+        best.cells.len()
+    );
+    assert!(report.contains(&line), "{line}\n{report}");
+    assert_eq!(
+        report.contains("leave `silent` out of `space.motifs`"),
+        active < best.cells.len()
+    );
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("evaluation.json")).unwrap())
             .unwrap();

@@ -230,6 +230,7 @@ fn render_report(
         net.plan.num_params,
         net.plan.populations.len()
     );
+    let _ = writeln!(s, "{}\n", active_cells_line(genome));
     let _ = writeln!(s, "![architecture](architecture.png)\n");
     let _ = writeln!(
         s,
@@ -288,4 +289,36 @@ fn render_report(
     }
     let _ = writeln!(s, "\nFiles: `search/` (config.json, evaluations.jsonl, pareto.json, best.json), `train/` (model.ckpt, state.ckpt, log.csv, result.json), `evaluation.json`.");
     Ok(s)
+}
+
+/// How many normal cells compute on the head's path, and what a silent cell means.
+fn active_cells_line(genome: &crate::genome::Genome) -> String {
+    use crate::genome::motifs;
+    let normal = genome.cells.len();
+    let active = genome.active_motifs();
+    let names: Vec<&str> = active
+        .iter()
+        .filter_map(|&m| motifs::by_id(m).map(|d| d.name))
+        .collect();
+    let mut line = format!(
+        "Active cells: {} of {normal} normal cells compute on the head's path{}.",
+        active.len(),
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        }
+    );
+    if active.len() < normal {
+        line.push_str(&format!(
+            " The other {} are silent (they pass their input through) or not read. That is the \
+             search's choice, not a fault: on Fashion-MNIST (docs/search-quality.md) the \
+             `grad_rms` search and a search that trains every candidate (`short_train`) both \
+             pick networks with one late lateral-inhibition cell and silent cells before it, and \
+             both beat every random draw there. To search only networks whose cells all hold \
+             a motif, leave `silent` out of `space.motifs`.",
+            normal - active.len()
+        ));
+    }
+    line
 }
