@@ -575,6 +575,15 @@ pub struct Corr {
     pub hi: f64,
 }
 
+impl Corr {
+    /// Not computed (or not computable): every field NaN.
+    pub const UNDEFINED: Corr = Corr {
+        value: f64::NAN,
+        lo: f64::NAN,
+        hi: f64::NAN,
+    };
+}
+
 /// One score's statistics.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScoreStats {
@@ -643,17 +652,23 @@ impl Group {
     }
 }
 
-/// The genomes of `rows` (by their index in the sample of `cfg`), when every row's key hash
-/// matches: the structure statistics of [`summarise`] need them.
+/// The first row whose key hash is not that of the genome at its index in `sample`.
+fn mismatched_row(sample: &[Genome], rows: &[Row]) -> Option<usize> {
+    rows.iter()
+        .find(|r| {
+            sample
+                .get(r.index)
+                .is_none_or(|g| format!("{:016x}", g.key_hash()) != r.key_hash)
+        })
+        .map(|r| r.index)
+}
+
+/// The sample of `cfg` up to the last row's index, when every row is the genome at its index
+/// (the structure statistics of [`summarise`] need the genomes).
 pub fn genomes_of(cfg: &Config, rows: &[Row]) -> Result<Option<Vec<Genome>>> {
     let n = rows.iter().map(|r| r.index + 1).max().unwrap_or(0);
     let sample = sample_genomes(cfg, n)?;
-    let out: Vec<Genome> = rows.iter().map(|r| sample[r.index].clone()).collect();
-    let same = rows
-        .iter()
-        .zip(&out)
-        .all(|(r, g)| format!("{:016x}", g.key_hash()) == r.key_hash);
-    Ok(same.then_some(out))
+    Ok(mismatched_row(&sample, rows).is_none().then_some(sample))
 }
 
 fn corr_ci(x: &[f64], y: &[f64], f: fn(&[f64], &[f64]) -> f64, reps: usize, seed: u64) -> Corr {
@@ -661,8 +676,7 @@ fn corr_ci(x: &[f64], y: &[f64], f: fn(&[f64], &[f64]) -> f64, reps: usize, seed
     if x.len() < 3 {
         return Corr {
             value,
-            lo: f64::NAN,
-            hi: f64::NAN,
+            ..Corr::UNDEFINED
         };
     }
     let mut rng = StdRng::seed_from_u64(seed);
@@ -675,37 +689,27 @@ fn corr_ci(x: &[f64], y: &[f64], f: fn(&[f64], &[f64]) -> f64, reps: usize, seed
     Corr { value, lo, hi }
 }
 
-fn partial_ci(x: &[f64], y: &[f64], z: &[f64], reps: usize, seed: u64) -> Corr {
-    let value = partial_kendall(x, y, z);
-    if x.len() < 4 {
-        return Corr {
-            value,
-            lo: f64::NAN,
-            hi: f64::NAN,
-        };
-    }
-    let mut rng = StdRng::seed_from_u64(seed);
-    let stat = |idx: &[usize]| {
-        let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        partial_kendall(&pick(x), &pick(y), &pick(z))
+/// Partial Kendall tau of `x` and `y` given the controls (the first-order formula for one,
+/// the inverse of the tau matrix for more), with its bootstrap interval (none below
+/// `controls + 3` items).
+fn partial_ci(x: &[f64], y: &[f64], given: &[&[f64]], reps: usize, seed: u64) -> Corr {
+    let partial = |x: &[f64], y: &[f64], given: &[&[f64]]| match given {
+        [z] => partial_kendall(x, y, z),
+        _ => partial_kendall_given(x, y, given),
     };
-    let (lo, hi) = bootstrap_ci(x.len(), &stat, reps, 0.05, &mut rng);
-    Corr { value, lo, hi }
-}
-
-fn partial2_ci(x: &[f64], y: &[f64], z1: &[f64], z2: &[f64], reps: usize, seed: u64) -> Corr {
-    let value = partial_kendall_given(x, y, &[z1, z2]);
-    if x.len() < 5 {
+    let value = partial(x, y, given);
+    if x.len() < given.len() + 3 {
         return Corr {
             value,
-            lo: f64::NAN,
-            hi: f64::NAN,
+            ..Corr::UNDEFINED
         };
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let stat = |idx: &[usize]| {
         let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        partial_kendall_given(&pick(x), &pick(y), &[&pick(z1), &pick(z2)])
+        let picked: Vec<Vec<f64>> = given.iter().map(|z| pick(z)).collect();
+        let refs: Vec<&[f64]> = picked.iter().map(Vec::as_slice).collect();
+        partial(&pick(x), &pick(y), &refs)
     };
     let (lo, hi) = bootstrap_ci(x.len(), &stat, reps, 0.05, &mut rng);
     Corr { value, lo, hi }
@@ -811,9 +815,9 @@ fn table_order(table: &BTreeMap<String, Vec<f64>>) -> Vec<&'static str> {
 }
 
 /// Correlations of every score with the mean validation accuracy, the seed-to-seed ceiling and
-/// partial correlations given ln(params); with `genomes` (aligned with `rows`), also given
-/// ln(params) and the number of active cells on the head's path, and accuracy by active
-/// cells and by motif family.
+/// partial correlations given ln(params); with `genomes` (the sample, indexed by
+/// [`Row::index`], as [`genomes_of`] gives it), also given ln(params) and the number of active
+/// cells on the head's path, and accuracy by active cells and by motif family.
 pub fn summarise(rows: &[Row], genomes: Option<&[Genome]>, reps: usize, seed: u64) -> Summary {
     let table = score_table(rows);
     let acc: Vec<f64> = rows.iter().map(|r| r.val_mean()).collect();
@@ -841,15 +845,10 @@ pub fn summarise(rows: &[Row], genomes: Option<&[Genome]>, reps: usize, seed: u6
     let score_s = mean(&rows.iter().map(|r| r.score_s).collect::<Vec<_>>());
     let train_s = mean(&rows.iter().map(|r| r.train_s).collect::<Vec<_>>());
     let motifs: Option<Vec<Vec<u8>>> =
-        genomes.map(|g| g.iter().map(Genome::active_motifs).collect());
+        genomes.map(|g| rows.iter().map(|r| g[r.index].active_motifs()).collect());
     let depth_live: Option<Vec<f64>> = motifs
         .as_ref()
         .map(|m| live.iter().map(|&i| m[i].len() as f64).collect());
-    let nan = Corr {
-        value: f64::NAN,
-        lo: f64::NAN,
-        hi: f64::NAN,
-    };
     let mut scores = Vec::new();
     for (k, name) in table_order(&table).into_iter().enumerate() {
         let x = &table[name];
@@ -862,19 +861,15 @@ pub fn summarise(rows: &[Row], genomes: Option<&[Genome]>, reps: usize, seed: u6
             tau_live: corr_ci(&xl, &acc_live, kendall_tau_b, reps, s + 2),
             rho_live: corr_ci(&xl, &acc_live, spearman, reps, s + 3),
             partial_tau_live: if name == "params" {
-                Corr {
-                    value: f64::NAN,
-                    lo: f64::NAN,
-                    hi: f64::NAN,
-                }
+                Corr::UNDEFINED
             } else {
-                partial_ci(&xl, &acc_live, &lp_live, reps, s + 4)
+                partial_ci(&xl, &acc_live, &[&lp_live], reps, s + 4)
             },
             partial_tau_size_depth_live: match &depth_live {
                 Some(d) if name != "params" => {
-                    partial2_ci(&xl, &acc_live, &lp_live, d, reps, s + 5)
+                    partial_ci(&xl, &acc_live, &[&lp_live, d], reps, s + 5)
                 }
-                _ => nan.clone(),
+                _ => Corr::UNDEFINED,
             },
             tau_with_params: kendall_tau_b(&xl, &lp_live),
             seconds: if name == "short_train" {
@@ -1070,14 +1065,11 @@ pub fn rescore(
         opts.archs
             .max(rows.iter().map(|r| r.index + 1).max().unwrap_or(0)),
     )?;
-    for r in rows {
-        if format!("{:016x}", genomes[r.index].key_hash()) != r.key_hash {
-            return Err(Error::input(format!(
-                "{}: row {} belongs to another sample (other seed or space?)",
-                opts.out.join(CSV).display(),
-                r.index
-            )));
-        }
+    if let Some(index) = mismatched_row(&genomes, rows) {
+        return Err(Error::input(format!(
+            "{}: row {index} belongs to another sample (other seed or space?)",
+            opts.out.join(CSV).display(),
+        )));
     }
     let (ds, train_ds) = bench_data(cfg, opts)?;
     let probe = Probe::draw(

@@ -63,35 +63,38 @@ impl Record {
 
     /// A record from its JSON form (one log line); errors name the field.
     pub fn from_json(v: &Value) -> Result<Record> {
-        let bad = |m: String| Error::input(m);
-        let field = |k: &str| v.get(k).ok_or_else(|| bad(format!("missing field `{k}`")));
+        let field = |k: &str| {
+            v.get(k)
+                .ok_or_else(|| Error::input(format!("missing field `{k}`")))
+        };
         let generation = field("generation")?
             .as_u64()
-            .ok_or_else(|| bad("`generation` is not an integer".into()))?
+            .ok_or_else(|| Error::input("`generation` is not an integer"))?
             as usize;
         let key = field("key")?
             .as_str()
-            .ok_or_else(|| bad("`key` is not a string".into()))?
+            .ok_or_else(|| Error::input("`key` is not a string"))?
             .to_string();
         let status: Status = serde_json::from_value(field("status")?.clone())
-            .map_err(|e| bad(format!("status: {e}")))?;
+            .map_err(|e| Error::input(format!("status: {e}")))?;
         let reason = match v.get("reason") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(bad("`reason` is not a string".into())),
+            Some(_) => return Err(Error::input("`reason` is not a string")),
         };
         let scores: BTreeMap<String, f64> = serde_json::from_value(field("scores")?.clone())
-            .map_err(|e| bad(format!("scores: {e}")))?;
+            .map_err(|e| Error::input(format!("scores: {e}")))?;
         let timings: BTreeMap<String, f64> = match v.get("timings") {
-            Some(t) => {
-                serde_json::from_value(t.clone()).map_err(|e| bad(format!("timings: {e}")))?
-            }
+            Some(t) => serde_json::from_value(t.clone())
+                .map_err(|e| Error::input(format!("timings: {e}")))?,
             None => BTreeMap::new(),
         };
         let genome = Genome::from_json(&field("genome")?.to_string())
-            .map_err(|e| bad(format!("genome: {e}")))?;
+            .map_err(|e| Error::input(format!("genome: {e}")))?;
         if genome.canonical_key() != key {
-            return Err(bad(format!("key `{key}` does not match its genome")));
+            return Err(Error::input(format!(
+                "key `{key}` does not match its genome"
+            )));
         }
         Ok(Record {
             generation,
