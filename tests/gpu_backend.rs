@@ -4,25 +4,22 @@
 //!
 //! No adapter: with `CI` set the test fails; otherwise it prints a skip message and passes.
 
+mod common;
+
 use msenas::engine::ProbeBatch;
 use msenas::engine::{Device, Engine};
 use msenas::fitness::evaluate::ScoringEvaluator;
 use msenas::fitness::evaluate::{EngineEvaluator, EvalSettings, Evaluator, Probe};
 use msenas::genome::SearchSpace;
-use msenas::gpu::{DeviceChoice, GpuContext};
 use msenas::DataSpec;
 use rand::SeedableRng;
 
 #[test]
 fn gpu_scores_equal_cpu_scores() {
-    let backend = match GpuContext::new(&DeviceChoice::Auto) {
-        Ok(c) => Engine::new(Device::Gpu(std::sync::Arc::new(c))),
-        Err(e) => {
-            assert!(std::env::var_os("CI").is_none(), "CI is set but: {e}");
-            eprintln!("skip: {e}");
-            return;
-        }
+    let Some(ctx) = common::primary() else {
+        return;
     };
+    let backend = Engine::new(Device::Gpu(ctx));
     let (t, b) = (2, 8);
     let spec = DataSpec {
         in_ch: 1,

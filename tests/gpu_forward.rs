@@ -16,13 +16,15 @@
 //!
 //! No adapter: with `CI` set the tests fail; otherwise they print a skip message and pass.
 
-use std::sync::{Arc, Mutex, OnceLock};
+mod common;
+
+use std::sync::Mutex;
 
 use msenas::cpu::{self, ForwardOptions, LifParams};
 use msenas::fitness::{population_stats, PopulationSpikes};
 use msenas::genome::SearchSpace;
 use msenas::gpu::executor::{input_bytes, output_len};
-use msenas::gpu::{memory_bytes, DeviceChoice, GpuContext, GpuExecutor, Job, Outputs, SizeClass};
+use msenas::gpu::{memory_bytes, GpuExecutor, Job, Outputs, SizeClass};
 use msenas::plan::Plan;
 use msenas::DataSpec;
 use rand::SeedableRng;
@@ -33,32 +35,11 @@ const LOGIT_RTOL: f32 = 1e-5;
 /// stem's dense convolution may contract to FMA; batch-norm sums in another order).
 const NEAR_THRESHOLD: f32 = 1e-4;
 
-fn context() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::new(&DeviceChoice::Auto) {
-        Ok(c) => {
-            eprintln!(
-                "adapter: {} ({:?}, {:?})",
-                c.info.name, c.info.backend, c.info.device_type
-            );
-            Some(Arc::new(c))
-        }
-        Err(e) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("CI is set but no GPU adapter is usable: {e}");
-            }
-            eprintln!("skip: {e}");
-            None
-        }
-    })
-    .clone()
-}
-
 /// One test at a time on the device.
 fn with_executor(name: &str, body: impl FnOnce(&mut GpuExecutor)) {
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    match context() {
+    match common::primary() {
         Some(ctx) => body(&mut GpuExecutor::new(ctx)),
         None => eprintln!("skip {name}: no adapter with compute shaders"),
     }

@@ -5,26 +5,22 @@
 //!
 //! No adapter: with `CI` set the test fails; otherwise it prints a skip message and passes.
 
+mod common;
+
 use std::process::Command;
-use std::sync::Arc;
 
 use msenas::engine::{Device, Engine, Outputs};
 use msenas::genome::SearchSpace;
-use msenas::gpu::{DeviceChoice, GpuContext};
 use msenas::plan::Plan;
 use msenas::DataSpec;
 use rand::SeedableRng;
 
 #[test]
 fn a_profiled_forward_pass_times_every_dispatch() {
-    let device = match GpuContext::new(&DeviceChoice::Auto) {
-        Ok(c) => Device::Gpu(Arc::new(c)),
-        Err(e) => {
-            assert!(std::env::var_os("CI").is_none(), "CI is set but: {e}");
-            eprintln!("skip: {e}");
-            return;
-        }
+    let Some(ctx) = common::primary() else {
+        return;
     };
+    let device = Device::Gpu(ctx);
     let (t, b) = (2, 4);
     let spec = DataSpec {
         in_ch: 1,

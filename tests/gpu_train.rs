@@ -13,14 +13,16 @@
 //!
 //! No adapter: with `CI` set the tests fail; otherwise they print a skip message and pass.
 
-use std::sync::{Arc, Mutex, OnceLock};
+mod common;
+
+use std::sync::{Arc, Mutex};
 
 use msenas::config::TrainConfig;
 use msenas::cpu::grad::{mse_rate_loss, softmax_cross_entropy, Surrogate};
 use msenas::cpu::{bn_update_running, init_params, BnRunning, LifParams};
 use msenas::data::{Dataset, Split};
 use msenas::genome::{CellGene, Genome, MicroVariant, SearchSpace};
-use msenas::gpu::{DeviceChoice, GpuContext, GpuTrainer, TrainSettings, TrainState};
+use msenas::gpu::{GpuContext, GpuTrainer, TrainSettings, TrainState};
 use msenas::plan::{Op, Plan};
 use msenas::train::backprop::{backward, forward_tape, Hooks};
 
@@ -38,31 +40,11 @@ use msenas::train::{Loss, Network, Silent, TrainJob, BN_EPS, BN_MOMENTUM};
 use msenas::DataSpec;
 use rand::SeedableRng;
 
-fn context() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::new(&DeviceChoice::Auto) {
-        Ok(c) => {
-            eprintln!(
-                "adapter: {} ({:?}, {:?})",
-                c.info.name, c.info.backend, c.info.device_type
-            );
-            Some(Arc::new(c))
-        }
-        Err(e) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("CI is set but no GPU adapter is usable: {e}");
-            }
-            None
-        }
-    })
-    .clone()
-}
-
 /// One device test at a time (lavapipe is slow and shares the machine's cores).
 fn with_device(name: &str, body: impl FnOnce(Arc<GpuContext>)) {
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    match context() {
+    match common::primary() {
         Some(ctx) => body(ctx),
         None => eprintln!("skip {name}: no adapter with compute shaders"),
     }

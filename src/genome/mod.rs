@@ -472,6 +472,23 @@ mod tests {
         }
     }
 
+    /// An `NNN` genome of three normal cells, each `(motif, sources)` with kernel-3 micro genes.
+    fn nnn(k: usize, cells: [(u8, [usize; 3]); 3]) -> Genome {
+        Genome {
+            layout: "NNN".into(),
+            micro: MicroVariant::Kernel,
+            k,
+            cells: cells
+                .iter()
+                .map(|&(motif, sources)| CellGene {
+                    motif,
+                    sources: sources.to_vec(),
+                    ops: vec![0; 12],
+                })
+                .collect(),
+        }
+    }
+
     #[test]
     fn sources_clamp_to_the_stem() {
         let g = genome(1, [1, 2, 3]);
@@ -489,28 +506,7 @@ mod tests {
 
     #[test]
     fn silent_cell_passes_most_recent_input() {
-        let g = Genome {
-            layout: "NNN".into(),
-            micro: MicroVariant::Kernel,
-            k: 2,
-            cells: vec![
-                CellGene {
-                    motif: 1,
-                    sources: vec![1, 2, 3],
-                    ops: vec![0; 12],
-                },
-                CellGene {
-                    motif: 0,
-                    sources: vec![2, 1, 3],
-                    ops: vec![0; 12],
-                },
-                CellGene {
-                    motif: 1,
-                    sources: vec![1, 2, 3],
-                    ops: vec![0; 12],
-                },
-            ],
-        };
+        let g = nnn(2, [(1, [1, 2, 3]), (0, [2, 1, 3]), (1, [1, 2, 3])]);
         assert_eq!(g.resolve()[1], ResolvedCell::Silent { source: 1 });
     }
 
@@ -531,26 +527,8 @@ mod tests {
     fn active_motifs_skip_silent_and_unreachable_cells() {
         // NNN: cell 0 feedforward excitation reading the stem, cell 1 silent, cell 2
         // lateral inhibition reading cell 1 only (which passes cell 0 through).
-        let mut g = genome(1, [1, 1, 1]);
-        g.layout = "NNN".into();
         let silent = motifs::by_name("silent").unwrap().id;
-        g.cells = vec![
-            CellGene {
-                motif: 1,
-                sources: vec![1, 1, 1],
-                ops: vec![0; 12],
-            },
-            CellGene {
-                motif: silent,
-                sources: vec![1, 1, 1],
-                ops: vec![0; 12],
-            },
-            CellGene {
-                motif: 4,
-                sources: vec![1, 1, 1],
-                ops: vec![0; 12],
-            },
-        ];
+        let mut g = nnn(3, [(1, [1, 1, 1]), (silent, [1, 1, 1]), (4, [1, 1, 1])]);
         assert_eq!(g.active_motifs(), vec![1, 4]);
         // Cell 2 reading only the stem leaves cells 0 and 1 off the head's path.
         g.cells[2].sources = vec![3, 3, 3];

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use msenas::cpu;
 use msenas::gpu::{DeviceChoice, GpuContext};
@@ -17,9 +17,11 @@ pub enum Backend {
     Gl,
 }
 
-pub fn context(backend: Backend) -> Option<&'static GpuContext> {
-    static PRIMARY: OnceLock<Option<GpuContext>> = OnceLock::new();
-    static GL: OnceLock<Option<GpuContext>> = OnceLock::new();
+/// The test binary's context on `backend`, opened once; `None` (a skip) without an adapter,
+/// except that the primary one must exist where `CI` is set.
+pub fn context(backend: Backend) -> Option<&'static Arc<GpuContext>> {
+    static PRIMARY: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    static GL: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
     let (cell, backends) = match backend {
         Backend::Primary => (&PRIMARY, None),
         Backend::Gl => (&GL, Some(wgpu::Backends::GL)),
@@ -31,7 +33,7 @@ pub fn context(backend: Backend) -> Option<&'static GpuContext> {
                     "[{backend:?}] adapter: {} ({:?}, {:?})",
                     c.info.name, c.info.backend, c.info.device_type
                 );
-                Some(c)
+                Some(Arc::new(c))
             }
             Err(e) => {
                 if matches!(backend, Backend::Primary) && std::env::var_os("CI").is_some() {
@@ -45,6 +47,11 @@ pub fn context(backend: Backend) -> Option<&'static GpuContext> {
     .as_ref()
 }
 
+/// The primary context (what `WGPU_BACKEND` allows), shared by the binary's tests.
+pub fn primary() -> Option<Arc<GpuContext>> {
+    context(Backend::Primary).cloned()
+}
+
 /// One device, one test at a time: lavapipe is slow and shares the machine's cores.
 pub fn run(backend: Backend, name: &str, body: fn(&GpuContext)) {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -56,6 +63,7 @@ pub fn run(backend: Backend, name: &str, body: fn(&GpuContext)) {
 }
 
 /// Turns one parity check into a test per backend.
+#[allow(unused_macros)]
 macro_rules! on_backends {
     ($name:ident) => {
         mod $name {
