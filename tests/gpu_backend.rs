@@ -7,12 +7,54 @@
 mod common;
 
 use msenas::engine::ProbeBatch;
-use msenas::engine::{Device, Engine};
+use msenas::engine::{Device, Engine, SpikeBackend};
 use msenas::fitness::evaluate::ScoringEvaluator;
 use msenas::fitness::evaluate::{EngineEvaluator, EvalSettings, Evaluator, Probe};
 use msenas::genome::SearchSpace;
 use msenas::DataSpec;
 use rand::SeedableRng;
+
+const T: usize = 2;
+
+/// `batches` probe batches of 8 samples over 8x8 inputs, 4 classes.
+fn probe(batches: usize) -> Probe {
+    let (t, b) = (T, 8);
+    Probe {
+        timesteps: t,
+        batches: (0..batches)
+            .map(|k| ProbeBatch {
+                indices: (0..b).collect(),
+                labels: (0..b as u16).map(|i| i % 4).collect(),
+                input: (0..t * b * 64)
+                    .map(|i| msenas::cpu::rng::unit(i as u32, 77 + k as u32) * 1.5)
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn spec() -> DataSpec {
+    DataSpec {
+        in_ch: 1,
+        height: 8,
+        width: 8,
+        classes: 4,
+        timesteps: T,
+        event: false,
+    }
+}
+
+fn genomes(seeds: std::ops::Range<u64>) -> Vec<msenas::genome::Genome> {
+    let space = SearchSpace {
+        layout: "NRN".into(),
+        width: 4,
+        timesteps: T,
+        ..SearchSpace::default()
+    };
+    seeds
+        .map(|s| space.sample(&mut rand::rngs::StdRng::seed_from_u64(s)))
+        .collect()
+}
 
 #[test]
 fn gpu_scores_equal_cpu_scores() {
@@ -101,4 +143,118 @@ fn gpu_scores_equal_cpu_scores() {
         );
     }
     assert!(g.iter().any(|e| e.status == msenas::evolve::Status::Ok));
+}
+
+/// A generation handed over whole: the GPU runs every candidate's forward pass for one weight
+/// seed and probe batch in one submission with one read-back, and every candidate's gradient
+/// norm for one weight seed in one more, and the evaluations are those of scoring the genomes
+/// one at a time.
+#[test]
+fn a_generation_runs_in_one_submission_per_probe_run() {
+    let Some(ctx) = common::primary() else {
+        return;
+    };
+    let runs = 2 * 2; // weight seeds x probe batches
+    let gs = genomes(10..16);
+    for (scores, gradient_submissions) in [
+        (&["rdm", "hamming", "params", "sops"][..], 0),
+        (&["grad_rms", "params"][..], 2), // one per weight seed
+    ] {
+        let settings = EvalSettings {
+            spec: spec(),
+            width: 4,
+            reduce_kernel: 1,
+            seed: 5,
+            weight_seeds: 2,
+            scores: scores.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut ev =
+            ScoringEvaluator::new(Engine::new(Device::Gpu(ctx.clone())), settings, probe(2))
+                .unwrap();
+        assert!(ev.batch_hint() >= gs.len());
+        let c0 = ev.backend.device().counters().unwrap();
+        let whole = ev.evaluate(&gs);
+        let c1 = ev.backend.device().counters().unwrap();
+        let one_by_one: Vec<_> = gs.iter().map(|g| ev.evaluate_one(g)).collect();
+        let c2 = ev.backend.device().counters().unwrap();
+        let (batched, single) = (c1.since(c0), c2.since(c1));
+        eprintln!(
+            "{scores:?}, generation of {}: {batched:?}; one by one: {single:?}",
+            gs.len()
+        );
+        let live = whole
+            .iter()
+            .filter(|e| e.status == msenas::evolve::Status::Ok)
+            .count() as u64;
+        assert!(live > 0);
+        let per = (runs + gradient_submissions) as u64;
+        assert_eq!(batched.submissions, per);
+        assert_eq!(batched.read_backs, per);
+        let single_grads = if gradient_submissions > 0 {
+            2 * live
+        } else {
+            0
+        };
+        assert_eq!(single.submissions, (runs * gs.len()) as u64 + single_grads);
+        assert_eq!(single.read_backs, (runs * gs.len()) as u64 + single_grads);
+        assert_eq!(batched.dispatches, single.dispatches);
+        assert_eq!(batched.bytes_read, single.bytes_read);
+        for (a, b) in whole.iter().zip(&one_by_one) {
+            assert_eq!((&a.key, a.status, &a.reason), (&b.key, b.status, &b.reason));
+            assert_eq!(a.scores, b.scores, "{}", a.key);
+            assert!(a.timings["forward"] > 0.0 && a.timings["total"] >= a.timings["forward"]);
+        }
+    }
+}
+
+/// `grad_rms` reads one number per candidate and weight seed: the squared norm of the mean
+/// mini-batch gradient, reduced on the device and read back as at most 256 partial sums. It
+/// equals the host reduction of the device's gradients (and the CPU's) to float rounding.
+#[test]
+fn the_mean_gradient_norm_is_reduced_on_the_device() {
+    let Some(ctx) = common::primary() else {
+        return;
+    };
+    let mut gpu = Engine::new(Device::Gpu(ctx));
+    let mut cpu = Engine::new(Device::cpu_reference());
+    let p = probe(1);
+    let batches = msenas::fitness::gradient::mini_batches(&p.batches[0], T, 4);
+    let surrogate = msenas::cpu::grad::Surrogate::default();
+    let mut live = 0;
+    for g in genomes(40..44) {
+        let plan = msenas::plan::Plan::compile(&g, &spec(), 4, 1).unwrap();
+        let c0 = gpu.device().counters().unwrap();
+        let on_device = gpu
+            .mean_gradient_norm2(&plan, 9, &batches, surrogate)
+            .unwrap();
+        let c = gpu.device().counters().unwrap().since(c0);
+        assert_eq!(c.submissions, 1, "{c:?}");
+        assert_eq!(c.read_backs, 1, "{c:?}");
+        let groups = msenas::cpu::elementwise::sum_squares_groups(plan.num_params);
+        assert_eq!(c.bytes_read, (4 * groups) as u64, "{c:?}");
+        let grads = gpu.gradients(&plan, 9, &batches, surrogate).unwrap();
+        let host = msenas::engine::mean_norm2(&grads, plan.num_params);
+        let reference = msenas::engine::mean_norm2(
+            &cpu.gradients(&plan, 9, &batches, surrogate).unwrap(),
+            plan.num_params,
+        );
+        eprintln!("norm2 on the device {on_device:e}, host {host:e}, cpu {reference:e}");
+        for (what, other) in [("host", host), ("cpu", reference)] {
+            assert!(
+                (on_device - other).abs() <= 1e-4 * other.abs(),
+                "{what}: {on_device} vs {other}"
+            );
+        }
+        live += usize::from(host > 0.0);
+    }
+    assert!(live > 0, "a network with a non-zero gradient");
+    // A label past the classes: refused before anything is recorded.
+    let plan = msenas::plan::Plan::compile(&genomes(40..41)[0], &spec(), 4, 1).unwrap();
+    let mut bad = batches.clone();
+    bad[1].1[0] = 9;
+    let e = gpu
+        .mean_gradient_norm2(&plan, 9, &bad, surrogate)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("label 9"), "{e}");
 }

@@ -423,3 +423,47 @@ fn paper_like_shapes_match_the_cpu() {
         }
     });
 }
+
+#[test]
+fn head_stats_skip_the_other_tables_and_change_nothing_else() {
+    with_executor("head_stats", |ex| {
+        let (t, b) = (2, 8);
+        let mut cpu = msenas::engine::Engine::new(msenas::engine::Device::cpu_reference());
+        let mut several = false;
+        for (seed, plan) in (30u64..).zip(plans(30..33, 8)) {
+            let x = input(&plan, b, 7);
+            let full = ex
+                .forward(&plan, seed, &x, t, b, Outputs::scores())
+                .unwrap();
+            let head = ex
+                .forward(&plan, seed, &x, t, b, Outputs::head_stats())
+                .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&head.logits), bits(&full.logits));
+            assert_eq!(head.firing_rates, full.firing_rates);
+            assert_eq!(head.spike_counts, full.spike_counts);
+            assert_eq!(head.stats.len(), plan.populations.len());
+            for (p, (h, f)) in head.stats.iter().zip(&full.stats).enumerate() {
+                if p == plan.head_population {
+                    assert_eq!(h, f, "the head's statistics");
+                } else {
+                    assert_eq!(h.counts, f.counts, "{}: counts", h.name);
+                    assert!(h.hamming_per_t.is_empty() && h.summed_dot.is_empty());
+                }
+            }
+            let (h, f) = (
+                output_len(&plan, t, b, Outputs::head_stats()),
+                output_len(&plan, t, b, Outputs::scores()),
+            );
+            let others = plan.populations.len() - 1;
+            assert_eq!(f - h, others * (t * b * b + b * b));
+            several |= others > 0;
+            // The CPU engine (reference loops) brings back the same statistics.
+            let c = cpu
+                .forward(&plan, seed, &x, b, Outputs::head_stats())
+                .unwrap();
+            assert_eq!(c.stats, head.stats);
+        }
+        assert!(several, "a network with populations besides the head");
+    });
+}

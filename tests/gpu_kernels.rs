@@ -14,7 +14,7 @@ mod common;
 use common::{run, uniform, Backend};
 use msenas::cpu;
 use msenas::fitness::spikes::{population_stats, PopulationSpikes};
-use msenas::gpu::kernels::{batchnorm, conv, elementwise, lif, rdm, rng, table};
+use msenas::gpu::kernels::{batchnorm, conv, elementwise, lif, rdm, reduce, rng, table};
 use msenas::gpu::{DeviceChoice, GpuContext, Recorder, View};
 
 // ---------------------------------------------------------------- harness
@@ -628,6 +628,41 @@ fn elementwise_ops(ctx: &GpuContext) {
     );
 }
 on_backends!(elementwise_ops);
+
+// ---------------------------------------------------------------- reduce
+
+fn sum_squares(ctx: &GpuContext) {
+    // One element, one partial; a partial workgroup; whole workgroups; more than 256 groups'
+    // worth (every lane loops); an offset view.
+    for (salt, &len) in [1usize, 255, 256, 257, 70_001, 300_000].iter().enumerate() {
+        let x = uniform(960 + salt as u32, len + 3, -2.0, 2.0);
+        let groups = cpu::elementwise::sum_squares_groups(len);
+        let want = cpu::elementwise::sum_squares_partials(&x[3..], groups);
+        let xb = ctx.upload("x", &x).unwrap();
+        // Partials after two sentinel elements, which stay untouched.
+        let ob = ctx.upload("partials", &vec![-1.0f32; groups + 2]).unwrap();
+        let mut rec = Recorder::new(ctx);
+        reduce::sum_squares(&mut rec, View::new(&xb, 3, len), View::new(&ob, 2, groups)).unwrap();
+        submit(rec);
+        let got = read_f32(ctx, &ob, groups + 2);
+        assert_eq!(&got[..2], &[-1.0, -1.0], "sentinels");
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&got[2..]),
+            bits(&want),
+            "sum_squares partials, len {len}"
+        );
+    }
+    // Too few partials: refused before recording.
+    let xb = ctx.upload("x", &[1.0f32; 600]).unwrap();
+    let ob = ctx.storage("partials", 2).unwrap();
+    let mut rec = Recorder::new(ctx);
+    let e = reduce::sum_squares(&mut rec, View::whole(&xb), View::whole(&ob))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("partials") && e.contains("needs 3"), "{e}");
+}
+on_backends!(sum_squares);
 
 // ---------------------------------------------------------------- rdm
 

@@ -96,6 +96,23 @@ fn a_profiled_forward_pass_times_every_dispatch() {
         c
     };
     assert_eq!(counts(&again), counts(&times));
+    // The representation tables: every population's for the spike scores, the head's alone
+    // for the dead-network check; spike counts for every population either way.
+    let pops = plan.populations.len() as u64;
+    for (outputs, tables) in [(Outputs::scores(), pops), (Outputs::head_stats(), 1)] {
+        engine.device().start_profile().unwrap();
+        engine.forward(&plan, 1, &input, b, outputs).unwrap();
+        let times = engine.device().take_profile();
+        let count = |name: &str| {
+            times
+                .iter()
+                .find(|k| k.kernel == name)
+                .map_or(0, |k| k.dispatches)
+        };
+        assert_eq!(count("rdm::pairs"), tables, "{times:?}");
+        assert_eq!(count("rdm::dots"), tables, "{times:?}");
+        assert_eq!(count("rdm::counts"), pops, "{times:?}");
+    }
     engine.forward(&plan, 1, &input, b, want).unwrap();
     assert!(engine.device().take_profile().is_empty());
 }

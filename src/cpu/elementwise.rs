@@ -9,6 +9,40 @@ pub fn add_into(acc: &mut [f32], x: &[f32]) {
     }
 }
 
+/// Workgroups of the GPU's `reduce::sum_squares` for `len` elements: one per 256 elements, at
+/// most 256 (the partial sums [`sum_squares_partials`] returns).
+pub fn sum_squares_groups(len: usize) -> usize {
+    len.div_ceil(256).clamp(1, 256)
+}
+
+/// The partial sums of squares of the GPU's `reduce::sum_squares`, in its order: partial `g`
+/// adds, for each of 256 lanes `l`, `x[i]^2` over `i = g * 256 + l + k * groups * 256` in
+/// increasing `i`, then the lane sums pairwise (`l + h` into `l` for `h = 128, 64, ..., 1`).
+/// Their sum is `sum x^2`.
+pub fn sum_squares_partials(x: &[f32], groups: usize) -> Vec<f32> {
+    let stride = groups * 256;
+    (0..groups)
+        .map(|g| {
+            let mut part: Vec<f32> = (0..256)
+                .map(|l| {
+                    x.iter()
+                        .skip(g * 256 + l)
+                        .step_by(stride)
+                        .fold(0.0f32, |s, &v| s + v * v)
+                })
+                .collect();
+            let mut h = 128;
+            while h > 0 {
+                for l in 0..h {
+                    part[l] += part[l + h];
+                }
+                h >>= 1;
+            }
+            part[0]
+        })
+        .collect()
+}
+
 /// Concatenates `[n, c_i, hw]` tensors along channels into `out` (`[n, sum c_i, hw]`). Each input
 /// is given as `(data, c_i)`.
 pub fn concat_channels(inputs: &[(&[f32], usize)], n: usize, hw: usize, out: &mut [f32]) {
@@ -93,6 +127,28 @@ pub fn mean_time(x: &[f32], t: usize, m: usize, out: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sum_squares_partials_add_up_to_the_sum_of_squares() {
+        assert_eq!(super::sum_squares_groups(0), 1);
+        assert_eq!(super::sum_squares_groups(256), 1);
+        assert_eq!(super::sum_squares_groups(257), 2);
+        assert_eq!(super::sum_squares_groups(10_000_000), 256);
+        for len in [0usize, 1, 300, 65_536, 100_003] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let groups = super::sum_squares_groups(len);
+            let parts = super::sum_squares_partials(&x, groups);
+            assert_eq!(parts.len(), groups);
+            let got: f64 = parts.iter().map(|&v| f64::from(v)).sum();
+            let want: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            assert!(
+                (got - want).abs() <= 1e-5 * want.max(1.0),
+                "len {len}: {got} vs {want}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -61,4 +61,6 @@ pub use executor::{
 pub use grad::Loss;
 pub use lif::{lif, lif_membrane, pack_spikes, words_per_row, LifParams};
 pub use rng::{bits, fnv1a64, kaiming_bound, pcg, stream, uniform_fill, unit};
-pub use spikes::{population_stats, words_for, PopulationSpikes, PopulationStats};
+pub use spikes::{
+    population_counts, population_stats, words_for, PopulationSpikes, PopulationStats,
+};

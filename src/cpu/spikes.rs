@@ -181,27 +181,7 @@ impl PopulationStats {
 /// If `p.data.len() != t * b * words`.
 pub fn population_stats(p: &PopulationSpikes) -> PopulationStats {
     let (t_len, b, words) = (p.t, p.b, p.words());
-    assert_eq!(
-        p.data.len(),
-        t_len * b * words,
-        "population `{}`: data is not [{t_len}][{b}][{words}]",
-        p.name
-    );
-    let tail = p.neurons % 32;
-    let last_mask = if tail == 0 {
-        u32::MAX
-    } else {
-        (1u32 << tail) - 1
-    };
-    let word = |t: usize, i: usize, w: usize| {
-        let v = p.data[(t * b + i) * words + w];
-        if w + 1 == words {
-            v & last_mask
-        } else {
-            v
-        }
-    };
-
+    let word = masked_words(p);
     let mut hamming_per_t = vec![0u32; t_len * b * b];
     let mut counts = vec![0u32; t_len * b];
     for t in 0..t_len {
@@ -241,6 +221,58 @@ pub fn population_stats(p: &PopulationSpikes) -> PopulationStats {
         hamming_per_t,
         counts,
         summed_dot,
+    }
+}
+
+/// The `[T][B]` spike counts of one population alone, with empty Hamming and dot tables: what
+/// a population needs when no requested score reads its representation (the counts match
+/// [`population_stats`]'s).
+///
+/// # Panics
+/// If `p.data.len() != t * b * words`.
+pub fn population_counts(p: &PopulationSpikes) -> PopulationStats {
+    let (t_len, b, words) = (p.t, p.b, p.words());
+    let word = masked_words(p);
+    let counts = (0..t_len * b)
+        .map(|ti| {
+            (0..words)
+                .map(|w| word(ti / b, ti % b, w).count_ones())
+                .sum()
+        })
+        .collect();
+    PopulationStats {
+        name: p.name.clone(),
+        neurons: p.neurons,
+        t: t_len,
+        b,
+        hamming_per_t: Vec::new(),
+        counts,
+        summed_dot: Vec::new(),
+    }
+}
+
+/// Word `w` of sample `i`'s row at step `t`, the unused high bits of the last word masked off.
+fn masked_words(p: &PopulationSpikes) -> impl Fn(usize, usize, usize) -> u32 + '_ {
+    let (t_len, b, words) = (p.t, p.b, p.words());
+    assert_eq!(
+        p.data.len(),
+        t_len * b * words,
+        "population `{}`: data is not [{t_len}][{b}][{words}]",
+        p.name
+    );
+    let tail = p.neurons % 32;
+    let last_mask = if tail == 0 {
+        u32::MAX
+    } else {
+        (1u32 << tail) - 1
+    };
+    move |t: usize, i: usize, w: usize| {
+        let v = p.data[(t * b + i) * words + w];
+        if w + 1 == words {
+            v & last_mask
+        } else {
+            v
+        }
     }
 }
 
@@ -316,6 +348,9 @@ mod tests {
             assert_eq!(st.counts, cnt, "counts t={t} b={b} n={n}");
             assert_eq!(st.summed_dot, dot, "summed_dot t={t} b={b} n={n}");
             st.validate().unwrap();
+            let only = population_counts(&spikes);
+            assert_eq!(only.counts, cnt, "counts alone t={t} b={b} n={n}");
+            assert!(only.hamming_per_t.is_empty() && only.summed_dot.is_empty());
             for i in 0..b {
                 let direct: u64 = dense[..]
                     .chunks(n)
@@ -341,6 +376,7 @@ mod tests {
             }
         }
         assert_eq!(population_stats(&dirty), population_stats(&clean));
+        assert_eq!(population_counts(&dirty), population_counts(&clean));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use super::{Forward, Outputs};
 use crate::cpu::backprop;
 use crate::cpu::grad::{softmax_cross_entropy, Surrogate};
 use crate::cpu::{
-    forward, init_params, population_stats, ForwardOptions, LifParams, PopulationSpikes,
-    PopulationStats,
+    forward, init_params, population_counts, population_stats, ForwardOptions, LifParams,
+    PopulationSpikes, PopulationStats,
 };
 use crate::plan::Plan;
 
@@ -45,14 +45,63 @@ pub struct RunOutput {
 /// on the executor.
 pub trait SpikeBackend {
     fn device(&self) -> String;
-    /// Run `plan` with weights from `weight_seed` on one probe batch.
+    /// Run `plan` with weights from `weight_seed` on one probe batch, bringing back the
+    /// statistics `want` asks for ([`Outputs::scores`] or [`Outputs::head_stats`]).
     fn run(
         &mut self,
         plan: &Plan,
         weight_seed: u64,
         batch: &ProbeBatch,
+        want: Outputs,
         timings: &mut BTreeMap<String, f64>,
     ) -> crate::Result<RunOutput>;
+
+    /// `||mean_m g_m||^2`, the squared norm of the mean of [`SpikeBackend::gradients`] (what
+    /// `grad_norm` and `grad_rms` read). The default reduces the gradients on the host
+    /// ([`mean_norm2`]); a GPU reduces them on the device and reads back a few numbers.
+    fn mean_gradient_norm2(
+        &mut self,
+        plan: &Plan,
+        weight_seed: u64,
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: crate::cpu::grad::Surrogate,
+    ) -> crate::Result<f64> {
+        let g = self.gradients(plan, weight_seed, batches, surrogate)?;
+        Ok(mean_norm2(&g, plan.num_params))
+    }
+
+    /// [`SpikeBackend::mean_gradient_norm2`] of several candidates `(plan, weight seed)` on the
+    /// same mini-batches, each result the one it would give alone; the default computes them
+    /// one by one.
+    fn mean_gradient_norm2_many(
+        &mut self,
+        jobs: &[(&Plan, u64)],
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: crate::cpu::grad::Surrogate,
+    ) -> Vec<crate::Result<f64>> {
+        jobs.iter()
+            .map(|&(plan, seed)| self.mean_gradient_norm2(plan, seed, batches, surrogate))
+            .collect()
+    }
+
+    /// How many candidates [`SpikeBackend::run_many`] takes per call with profit (1: it runs
+    /// them one by one).
+    fn batch_hint(&self) -> usize {
+        1
+    }
+
+    /// [`SpikeBackend::run`] for several candidates `(plan, weight seed)` on the same probe
+    /// batch, each result the one `run` would give; the default runs them one by one.
+    fn run_many(
+        &mut self,
+        jobs: &[(&Plan, u64)],
+        batch: &ProbeBatch,
+        want: Outputs,
+    ) -> Vec<crate::Result<RunOutput>> {
+        jobs.iter()
+            .map(|&(plan, seed)| self.run(plan, seed, batch, want, &mut BTreeMap::new()))
+            .collect()
+    }
 
     /// The cross-entropy gradient of each mini-batch (`x` as `[T, nb, ...]`, labels) at the
     /// weights of `weight_seed`, for the gradient scores. The default runs the CPU reference.
@@ -71,6 +120,18 @@ pub trait SpikeBackend {
             crate::cpu::Kernels::Fast,
         ))
     }
+}
+
+/// `||mean_m g_m||^2` over the first `num_params` entries of the gradients `g_m`, in f64 (each
+/// mean summed in mini-batch order).
+pub fn mean_norm2(grads: &[Vec<f32>], num_params: usize) -> f64 {
+    let m = grads.len().max(1) as f64;
+    let mut norm2 = 0.0f64;
+    for j in 0..num_params {
+        let g = grads.iter().map(|g| f64::from(g[j])).sum::<f64>() / m;
+        norm2 += g * g;
+    }
+    norm2
 }
 
 /// [`cpu_gradients`] at the weights of `weight_seed`, over the plan's T.
@@ -128,7 +189,7 @@ impl CpuBackend {
         let t0 = Instant::now();
         let counts = want.firing_rates || want.stats;
         let stats = if want.stats {
-            stats_of(plan, batch, out.spikes)
+            stats_of(plan, batch, out.spikes, want)
         } else {
             Vec::new()
         };
@@ -162,16 +223,10 @@ impl CpuBackend {
         plan: &Plan,
         weight_seed: u64,
         batch: &ProbeBatch,
+        want: Outputs,
         timings: &mut BTreeMap<String, f64>,
     ) -> RunOutput {
-        let out = self.forward_timed(
-            plan,
-            weight_seed,
-            &batch.input,
-            batch.len(),
-            Outputs::scores(),
-            timings,
-        );
+        let out = self.forward_timed(plan, weight_seed, &batch.input, batch.len(), want, timings);
         RunOutput::from(out)
     }
 
@@ -197,19 +252,31 @@ impl From<Forward> for RunOutput {
     }
 }
 
-/// The integer statistics of every population's packed spikes (plan order).
-fn stats_of(plan: &Plan, batch: usize, spikes: Vec<Vec<u32>>) -> Vec<PopulationStats> {
+/// The integer statistics of every population's packed spikes (plan order); the populations
+/// `want` asks no tables of get their spike counts alone.
+fn stats_of(
+    plan: &Plan,
+    batch: usize,
+    spikes: Vec<Vec<u32>>,
+    want: Outputs,
+) -> Vec<PopulationStats> {
     plan.populations
         .iter()
         .zip(spikes)
-        .map(|(p, data)| {
-            population_stats(&PopulationSpikes {
+        .enumerate()
+        .map(|(i, (p, data))| {
+            let spikes = PopulationSpikes {
                 name: p.name.clone(),
                 neurons: p.neurons,
                 t: plan.spec.timesteps,
                 b: batch,
                 data,
-            })
+            };
+            if want.tables_of(plan, i) {
+                population_stats(&spikes)
+            } else {
+                population_counts(&spikes)
+            }
         })
         .collect()
 }

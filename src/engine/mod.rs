@@ -40,10 +40,10 @@ use crate::plan::Plan;
 use crate::{Error, Result};
 
 pub use crate::gpu::{
-    list_adapters, AdapterSummary, KernelTime, Outputs, TrainSettings, TrainState,
+    list_adapters, AdapterSummary, GpuCounters, KernelTime, Outputs, TrainSettings, TrainState,
 };
 pub(crate) use backend::add_time;
-pub use backend::{cpu_gradients, ProbeBatch, RunOutput, SpikeBackend};
+pub use backend::{cpu_gradients, mean_norm2, ProbeBatch, RunOutput, SpikeBackend};
 pub use session::{StepOutput, TrainSession};
 
 /// Where an [`Engine`] runs, resolved once from a `--device` value.
@@ -159,6 +159,11 @@ impl Device {
         }
     }
 
+    /// The GPU's submissions, dispatches and read-backs so far (`None` on the CPU engine).
+    pub fn counters(&self) -> Option<GpuCounters> {
+        self.gpu_context().map(|c| c.counters())
+    }
+
     pub(crate) fn gpu_context(&self) -> Option<&Arc<GpuContext>> {
         match self {
             Device::Gpu(ctx) => Some(ctx),
@@ -176,7 +181,8 @@ pub struct Forward {
     pub spike_counts: Vec<u64>,
     /// Mean spike rate of every population, plan order (empty unless asked).
     pub firing_rates: Vec<f64>,
-    /// Integer spike statistics of every population, plan order (empty unless asked).
+    /// Integer spike statistics of every population, plan order (empty unless asked; with
+    /// [`Outputs::stats_head_only`] only the head population's tables are filled).
     pub stats: Vec<PopulationStats>,
 }
 
@@ -283,11 +289,70 @@ impl SpikeBackend for Engine {
         plan: &Plan,
         weight_seed: u64,
         batch: &ProbeBatch,
+        want: Outputs,
         timings: &mut std::collections::BTreeMap<String, f64>,
     ) -> crate::Result<RunOutput> {
         match &mut self.inner {
-            Inner::Cpu(c) => Ok(c.run(plan, weight_seed, batch, timings)),
-            Inner::Gpu(g) => g.run(plan, weight_seed, batch, timings),
+            Inner::Cpu(c) => Ok(c.run(plan, weight_seed, batch, want, timings)),
+            Inner::Gpu(g) => g.run(plan, weight_seed, batch, want, timings),
+        }
+    }
+
+    fn mean_gradient_norm2(
+        &mut self,
+        plan: &Plan,
+        weight_seed: u64,
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: Surrogate,
+    ) -> crate::Result<f64> {
+        match &mut self.inner {
+            Inner::Cpu(c) => Ok(mean_norm2(
+                &c.gradients(plan, weight_seed, batches, surrogate),
+                plan.num_params,
+            )),
+            Inner::Gpu(g) => g.mean_gradient_norm2(plan, weight_seed, batches, surrogate),
+        }
+    }
+
+    fn mean_gradient_norm2_many(
+        &mut self,
+        jobs: &[(&Plan, u64)],
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: Surrogate,
+    ) -> Vec<crate::Result<f64>> {
+        match &mut self.inner {
+            Inner::Cpu(c) => jobs
+                .iter()
+                .map(|&(p, s)| {
+                    Ok(mean_norm2(
+                        &c.gradients(p, s, batches, surrogate),
+                        p.num_params,
+                    ))
+                })
+                .collect(),
+            Inner::Gpu(g) => g.mean_gradient_norm2_many(jobs, batches, surrogate),
+        }
+    }
+
+    fn batch_hint(&self) -> usize {
+        match &self.inner {
+            Inner::Cpu(_) => 1,
+            Inner::Gpu(g) => g.batch_hint(),
+        }
+    }
+
+    fn run_many(
+        &mut self,
+        jobs: &[(&Plan, u64)],
+        batch: &ProbeBatch,
+        want: Outputs,
+    ) -> Vec<crate::Result<RunOutput>> {
+        match &mut self.inner {
+            Inner::Cpu(c) => jobs
+                .iter()
+                .map(|&(p, s)| Ok(c.run(p, s, batch, want, &mut Default::default())))
+                .collect(),
+            Inner::Gpu(g) => g.run_many(jobs, batch, want),
         }
     }
 

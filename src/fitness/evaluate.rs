@@ -22,8 +22,9 @@ use std::time::Instant;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use crate::cpu::grad::Surrogate;
 use crate::data::Split;
-use crate::engine::{Device, Engine, ProbeBatch, SpikeBackend};
+use crate::engine::{Device, Engine, Outputs, ProbeBatch, RunOutput, SpikeBackend};
 use crate::fitness::{self, PopulationStats, ScoreId, ScoreInput, ScoreKind};
 use crate::genome::{fnv1a64, Genome};
 use crate::plan::{Op, Plan};
@@ -200,10 +201,15 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// A dead or failed evaluation: every score at its worst value.
+    /// A dead or failed evaluation: every score at its worst value. A genome that does not
+    /// validate has no canonical key: its key is `invalid:` and its debug form.
     pub fn worst(genome: &Genome, scores: &[String], status: Status, reason: String) -> Self {
+        let key = match genome.validate() {
+            Ok(()) => genome.canonical_key(),
+            Err(_) => format!("invalid:{genome:?}"),
+        };
         Evaluation {
-            key: genome.canonical_key(),
+            key,
             genome: genome.clone(),
             scores: scores
                 .iter()
@@ -289,6 +295,49 @@ pub fn sops(plan: &Plan, firing_rates: &[f64]) -> f64 {
     total
 }
 
+/// Where an evaluation gets its forward runs: (backend, plan, weight seed, probe batch, run
+/// index, timings) to the run's statistics, or the reason the candidate failed.
+type RunFn<'a, B> = dyn FnMut(
+        &mut B,
+        &Plan,
+        u64,
+        &ProbeBatch,
+        usize,
+        &mut BTreeMap<String, f64>,
+    ) -> std::result::Result<RunOutput, String>
+    + 'a;
+
+/// Where an evaluation gets the squared norm of its mean gradient: (backend, plan, weight seed,
+/// weight-seed index, mini-batches) to `||mean_m g_m||^2`.
+type NormFn<'a, B> =
+    dyn FnMut(&mut B, &Plan, u64, usize, &[(Vec<f32>, Vec<u16>)]) -> Result<f64> + 'a;
+
+/// Why a panic happened, from its payload.
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// One forward run with executor errors and panics turned into a failure reason.
+fn run_caught<B: SpikeBackend>(
+    backend: &mut B,
+    plan: &Plan,
+    wseed: u64,
+    batch: &ProbeBatch,
+    want: Outputs,
+    timings: &mut BTreeMap<String, f64>,
+) -> std::result::Result<RunOutput, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        backend.run(plan, wseed, batch, want, timings)
+    })) {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(format!("executor: {e}")),
+        Err(p) => Err(format!("executor panicked: {}", panic_message(p))),
+    }
+}
+
 /// Scores genomes by running a [`SpikeBackend`] and computing every score from the integer
 /// statistics on the host.
 pub struct ScoringEvaluator<B: SpikeBackend> {
@@ -337,13 +386,48 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
     /// Score one genome (never panics: executor panics become failures).
     pub fn evaluate_one(&mut self, genome: &Genome) -> Evaluation {
         let start = Instant::now();
-        let mut ev = self.evaluate_inner(genome);
+        let mut ev = match self.prepare(genome) {
+            Err(ev) => *ev,
+            Ok((plan, timings)) => {
+                let want = self.want();
+                self.finish(
+                    genome,
+                    &plan,
+                    timings,
+                    &mut |backend, plan, wseed, batch, _, timings| {
+                        run_caught(backend, plan, wseed, batch, want, timings)
+                    },
+                    &mut |backend, plan, wseed, _, batches| {
+                        backend.mean_gradient_norm2(plan, wseed, batches, Surrogate::default())
+                    },
+                )
+            }
+        };
         ev.timings
             .insert("total".into(), start.elapsed().as_secs_f64());
         ev
     }
 
-    fn evaluate_inner(&mut self, genome: &Genome) -> Evaluation {
+    /// The statistics every run asks for: every population's representation tables only when
+    /// a spike score reads them; otherwise the head's alone, for the dead-network check.
+    fn want(&self) -> Outputs {
+        let spike = self
+            .settings
+            .scores
+            .iter()
+            .any(|n| kind_of(n) == ScoreKind::Spike);
+        if spike {
+            Outputs::scores()
+        } else {
+            Outputs::head_stats()
+        }
+    }
+
+    /// Compile the genome and check the probe fits it; a failure is the finished evaluation.
+    fn prepare(
+        &self,
+        genome: &Genome,
+    ) -> std::result::Result<(Plan, BTreeMap<String, f64>), Box<Evaluation>> {
         let s = &self.settings;
         let mut timings = BTreeMap::new();
         let t0 = Instant::now();
@@ -353,7 +437,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
                 let mut ev =
                     Evaluation::worst(genome, &s.scores, Status::Failed, format!("compile: {e}"));
                 crate::engine::add_time(&mut ev.timings, "compile", t0);
-                return ev;
+                return Err(Box::new(ev));
             }
         };
         crate::engine::add_time(&mut timings, "compile", t0);
@@ -361,9 +445,23 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
             let mut ev =
                 Evaluation::worst(genome, &s.scores, Status::Failed, format!("probe: {e}"));
             ev.timings = timings;
-            return ev;
+            return Err(Box::new(ev));
         }
+        Ok((plan, timings))
+    }
 
+    /// Score a compiled genome from its forward runs (`forward` gives run `w * batches + bi`:
+    /// weight seed `w` on probe batch `bi`), then, where a score needs them, from the squared
+    /// norm of its mean gradient for each weight seed (`norm2`).
+    fn finish(
+        &mut self,
+        genome: &Genome,
+        plan: &Plan,
+        mut timings: BTreeMap<String, f64>,
+        forward: &mut RunFn<'_, B>,
+        norm2: &mut NormFn<'_, B>,
+    ) -> Evaluation {
+        let s = &self.settings;
         let spike_scores: Vec<&String> = s
             .scores
             .iter()
@@ -373,25 +471,20 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
         let mut failed_scores: BTreeMap<String, String> = BTreeMap::new();
         let mut runs = 0usize;
         let mut dead: Option<String> = None;
-
+        let nb = self.probe.batches.len();
         for w in 0..s.weight_seeds {
             let wseed = weight_seed(s.seed, w);
             for (bi, batch) in self.probe.batches.iter().enumerate() {
-                let backend = &mut self.backend;
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    backend.run(&plan, wseed, batch, &mut timings)
-                }));
-                let out = match result {
-                    Ok(Ok(o)) => o,
-                    Ok(Err(e)) => return self.failed(genome, timings, format!("executor: {e}")),
-                    Err(p) => {
-                        let msg = p
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "unknown panic".into());
-                        return self.failed(genome, timings, format!("executor panicked: {msg}"));
-                    }
+                let out = match forward(
+                    &mut self.backend,
+                    plan,
+                    wseed,
+                    batch,
+                    w * nb + bi,
+                    &mut timings,
+                ) {
+                    Ok(o) => o,
+                    Err(reason) => return self.failed(genome, timings, reason),
                 };
                 if !out.finite {
                     return self.failed(
@@ -409,7 +502,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
                 }
                 runs += 1;
                 let rates = out.firing_rates.clone();
-                let (ordered, late) = order_for_scores(&plan, out.stats);
+                let (ordered, late) = order_for_scores(plan, out.stats);
                 let input = ScoreInput {
                     pops: &ordered,
                     labels: &batch.labels,
@@ -439,7 +532,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
                         let t0 = Instant::now();
                         *v += match id {
                             ScoreId::Params => plan.num_params as f64,
-                            ScoreId::Sops => sops(&plan, &rates),
+                            ScoreId::Sops => sops(plan, &rates),
                             _ => rates.iter().sum::<f64>() / rates.len().max(1) as f64,
                         };
                         crate::engine::add_time(&mut timings, name, t0);
@@ -467,14 +560,9 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
                 super::gradient::GRAD_MINI_BATCHES,
             );
             for w in 0..s.weight_seeds {
-                let grads = self.backend.gradients(
-                    &plan,
-                    weight_seed(s.seed, w),
-                    &batches,
-                    crate::cpu::grad::Surrogate::default(),
-                );
-                match grads {
-                    Ok(g) => norms.push(super::gradient::scores_of(&plan, &g).1),
+                let norm2 = norm2(&mut self.backend, plan, weight_seed(s.seed, w), w, &batches);
+                match norm2 {
+                    Ok(n2) => norms.push(super::gradient::grad_norm(n2)),
                     Err(e) => return self.failed(genome, timings, format!("gradients: {e}")),
                 }
             }
@@ -538,6 +626,132 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
         }
     }
 
+    /// Every genome's forward runs handed to the backend together ([`SpikeBackend::run_many`]:
+    /// on a GPU, one submission and one read-back per weight seed and probe batch for as many
+    /// candidates as its memory budget holds), then each scored as [`Self::evaluate_one`]
+    /// would: the same evaluations, each with an equal share of the shared forward time.
+    fn evaluate_batched(&mut self, genomes: &[Genome]) -> Vec<Evaluation> {
+        let prepared: Vec<_> = genomes.iter().map(|g| self.prepare(g)).collect();
+        let live: Vec<usize> = (0..genomes.len())
+            .filter(|&k| prepared[k].is_ok())
+            .collect();
+        let want = self.want();
+        let nb = self.probe.batches.len();
+        let runs = self.settings.weight_seeds * nb;
+        let mut outs: Vec<Vec<Option<std::result::Result<RunOutput, String>>>> =
+            (0..genomes.len()).map(|_| vec![None; runs]).collect();
+        let mut shared = vec![0.0f64; genomes.len()];
+        let mut shared_grad = vec![0.0f64; genomes.len()];
+        for w in 0..self.settings.weight_seeds {
+            let wseed = weight_seed(self.settings.seed, w);
+            for (bi, batch) in self.probe.batches.iter().enumerate() {
+                let jobs: Vec<(&Plan, u64)> = live
+                    .iter()
+                    .map(|&k| (&prepared[k].as_ref().expect("live").0, wseed))
+                    .collect();
+                let t0 = Instant::now();
+                let backend = &mut self.backend;
+                let many = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    backend.run_many(&jobs, batch, want)
+                }));
+                let share = t0.elapsed().as_secs_f64() / live.len() as f64;
+                match many {
+                    Ok(results) => {
+                        for (&k, r) in live.iter().zip(results) {
+                            outs[k][w * nb + bi] = Some(r.map_err(|e| format!("executor: {e}")));
+                            shared[k] += share;
+                        }
+                    }
+                    // Find the culprit: each candidate on its own.
+                    Err(_) => {
+                        for (&k, &(plan, wseed)) in live.iter().zip(&jobs) {
+                            let mut own = BTreeMap::new();
+                            outs[k][w * nb + bi] =
+                                Some(run_caught(backend, plan, wseed, batch, want, &mut own));
+                            shared[k] += own.values().sum::<f64>();
+                        }
+                    }
+                }
+            }
+        }
+        // The gradient norms of every candidate whose runs all gave finite outputs from a live
+        // head (the others are scored as failed or dead without them), a weight seed at a time.
+        let mut norms: Vec<Vec<Option<Result<f64>>>> =
+            (0..genomes.len()).map(|_| Vec::new()).collect();
+        let gradient = self
+            .settings
+            .scores
+            .iter()
+            .any(|n| kind_of(n) == ScoreKind::Gradient);
+        if gradient {
+            let need: Vec<usize> = live
+                .iter()
+                .copied()
+                .filter(|&k| {
+                    let head = prepared[k].as_ref().expect("live").0.head_population;
+                    outs[k].iter().all(|o| {
+                        matches!(o, Some(Ok(r)) if r.finite && !fitness::is_dead(&r.stats[head]))
+                    })
+                })
+                .collect();
+            let batches = super::gradient::mini_batches(
+                &self.probe.batches[0],
+                self.probe.timesteps,
+                super::gradient::GRAD_MINI_BATCHES,
+            );
+            for w in 0..self.settings.weight_seeds {
+                let wseed = weight_seed(self.settings.seed, w);
+                let jobs: Vec<(&Plan, u64)> = need
+                    .iter()
+                    .map(|&k| (&prepared[k].as_ref().expect("live").0, wseed))
+                    .collect();
+                let t0 = Instant::now();
+                let results =
+                    self.backend
+                        .mean_gradient_norm2_many(&jobs, &batches, Surrogate::default());
+                let share = t0.elapsed().as_secs_f64() / need.len().max(1) as f64;
+                for (&k, r) in need.iter().zip(results) {
+                    norms[k].push(Some(r));
+                    shared_grad[k] += share;
+                }
+            }
+        }
+        let mut evals = Vec::with_capacity(genomes.len());
+        for (k, (g, prep)) in genomes.iter().zip(prepared).enumerate() {
+            let t0 = Instant::now();
+            let mut ev = match prep {
+                Err(ev) => *ev,
+                Ok((plan, mut timings)) => {
+                    *timings.entry("forward".into()).or_insert(0.0) += shared[k];
+                    let own = &mut outs[k];
+                    let own_norms = &mut norms[k];
+                    let mut ev = self.finish(
+                        g,
+                        &plan,
+                        timings,
+                        &mut |_, _, _, _, run, _| own[run].take().expect("each run once"),
+                        &mut |_, _, _, w, _| own_norms[w].take().expect("a norm per weight seed"),
+                    );
+                    // The gradient scores' time: their share of the generation's gradient work.
+                    for (name, t) in ev.timings.iter_mut() {
+                        if kind_of(name) == ScoreKind::Gradient && fitness::score_def(name).is_ok()
+                        {
+                            *t += shared_grad[k];
+                        }
+                    }
+                    ev
+                }
+            };
+            let compile = ev.timings.get("compile").copied().unwrap_or(0.0);
+            ev.timings.insert(
+                "total".into(),
+                compile + shared[k] + shared_grad[k] + t0.elapsed().as_secs_f64(),
+            );
+            evals.push(ev);
+        }
+        evals
+    }
+
     fn failed(
         &self,
         genome: &Genome,
@@ -554,11 +768,17 @@ impl<B: SpikeBackend> Evaluator for ScoringEvaluator<B> {
     fn device(&self) -> String {
         self.backend.device()
     }
+    fn batch_hint(&self) -> usize {
+        self.backend.batch_hint()
+    }
     fn settings(&self) -> &EvalSettings {
         &self.settings
     }
     fn evaluate(&mut self, genomes: &[Genome]) -> Vec<Evaluation> {
-        genomes.iter().map(|g| self.evaluate_one(g)).collect()
+        if genomes.len() < 2 || self.backend.batch_hint() < 2 {
+            return genomes.iter().map(|g| self.evaluate_one(g)).collect();
+        }
+        self.evaluate_batched(genomes)
     }
 }
 
@@ -594,6 +814,7 @@ pub fn cpu_probe_stats(
         &plan,
         weight_seed(settings.seed, 0),
         batch,
+        Outputs::scores(),
         &mut timings,
     )?;
     let (ordered, _) = order_for_scores(&plan, out.stats);
@@ -719,6 +940,173 @@ mod tests {
     }
 
     #[test]
+    fn scores_without_spike_scores_ask_for_the_head_tables_alone() {
+        /// The CPU engine, recording what each run asks for.
+        struct Recording(Engine, Vec<Outputs>);
+        impl SpikeBackend for Recording {
+            fn device(&self) -> String {
+                self.0.device().describe()
+            }
+            fn run(
+                &mut self,
+                plan: &Plan,
+                seed: u64,
+                batch: &ProbeBatch,
+                want: Outputs,
+                timings: &mut BTreeMap<String, f64>,
+            ) -> crate::Result<RunOutput> {
+                self.1.push(want);
+                self.0.run(plan, seed, batch, want, timings)
+            }
+            fn gradients(
+                &mut self,
+                plan: &Plan,
+                seed: u64,
+                batches: &[(Vec<f32>, Vec<u16>)],
+                surrogate: crate::cpu::grad::Surrogate,
+            ) -> crate::Result<Vec<Vec<f32>>> {
+                SpikeBackend::gradients(&mut self.0, plan, seed, batches, surrogate)
+            }
+        }
+        let lean = ["grad_rms", "params", "sops", "firing_rate"];
+        let mut with_rdm = lean.to_vec();
+        with_rdm.push("rdm");
+        let backend = || Recording(Engine::new(Device::cpu()), Vec::new());
+        let mut a = ScoringEvaluator::new(backend(), settings(&lean), probe()).unwrap();
+        let mut b = ScoringEvaluator::new(backend(), settings(&with_rdm), probe()).unwrap();
+        let genomes = [
+            genome(MicroVariant::Kernel, 0),
+            genome(MicroVariant::Kernel, 5),
+            genome(MicroVariant::Full, 2), // dead
+        ];
+        let mut statuses = Vec::new();
+        for g in &genomes {
+            let (x, y) = (a.evaluate_one(g), b.evaluate_one(g));
+            assert_eq!(x.status, y.status);
+            assert_eq!(x.reason, y.reason);
+            for n in lean {
+                assert_eq!(x.score(n).to_bits(), y.score(n).to_bits(), "{n}");
+            }
+            statuses.push(x.status);
+        }
+        assert!(statuses.contains(&Status::Ok) && statuses.contains(&Status::Dead));
+        assert!(!a.backend.1.is_empty() && !b.backend.1.is_empty());
+        assert!(a.backend.1.iter().all(|w| *w == Outputs::head_stats()));
+        assert!(b.backend.1.iter().all(|w| *w == Outputs::scores()));
+    }
+
+    #[test]
+    fn a_batched_generation_scores_as_one_by_one() {
+        /// The CPU engine behind `run_many`, failing the plans whose key is `fail` (a
+        /// returned error) or `panic`, and counting what each `run_many` call held.
+        struct Batching {
+            engine: Engine,
+            fail: String,
+            panic: String,
+            calls: Vec<usize>,
+        }
+        impl SpikeBackend for Batching {
+            fn device(&self) -> String {
+                "batching".into()
+            }
+            fn batch_hint(&self) -> usize {
+                8
+            }
+            fn run(
+                &mut self,
+                plan: &Plan,
+                seed: u64,
+                batch: &ProbeBatch,
+                want: Outputs,
+                timings: &mut BTreeMap<String, f64>,
+            ) -> crate::Result<RunOutput> {
+                if plan.key == self.fail {
+                    return Err(Error::Gpu("out of memory".into()));
+                }
+                assert!(plan.key != self.panic, "kernel fault");
+                self.engine.run(plan, seed, batch, want, timings)
+            }
+            fn run_many(
+                &mut self,
+                jobs: &[(&Plan, u64)],
+                batch: &ProbeBatch,
+                want: Outputs,
+            ) -> Vec<crate::Result<RunOutput>> {
+                self.calls.push(jobs.len());
+                jobs.iter()
+                    .map(|&(p, s)| self.run(p, s, batch, want, &mut BTreeMap::new()))
+                    .collect()
+            }
+            fn gradients(
+                &mut self,
+                plan: &Plan,
+                seed: u64,
+                batches: &[(Vec<f32>, Vec<u16>)],
+                surrogate: crate::cpu::grad::Surrogate,
+            ) -> crate::Result<Vec<Vec<f32>>> {
+                SpikeBackend::gradients(&mut self.engine, plan, seed, batches, surrogate)
+            }
+        }
+        let mut uncompilable = genome(MicroVariant::Kernel, 0);
+        uncompilable.cells.pop();
+        let mut mixed = genome(MicroVariant::Kernel, 0);
+        mixed.cells[0].ops[0] = 1;
+        let gs = vec![
+            genome(MicroVariant::Kernel, 0),
+            uncompilable,
+            genome(MicroVariant::Full, 2), // dead
+            genome(MicroVariant::Kernel, 1),
+            mixed,
+        ];
+        let key = |g: &Genome| Plan::compile(g, &spec(), 4, 1).unwrap().key;
+        let backend = |panic: &str| Batching {
+            engine: Engine::new(Device::cpu()),
+            fail: key(&gs[3]),
+            panic: panic.to_string(),
+            calls: Vec::new(),
+        };
+        let mut s = settings(&["rdm", "params", "grad_rms"]);
+        s.weight_seeds = 2;
+        for panic in [String::new(), key(&gs[4])] {
+            let mut ev = ScoringEvaluator::new(backend(&panic), s.clone(), probe()).unwrap();
+            let whole = ev.evaluate(&gs);
+            // Two weight seeds x one probe batch, every compiled candidate in each call.
+            assert_eq!(ev.backend.calls, vec![4, 4]);
+            let single: Vec<_> = gs.iter().map(|g| ev.evaluate_one(g)).collect();
+            assert_eq!(ev.backend.calls.len(), 2, "one by one: no run_many");
+            for (a, b) in whole.iter().zip(&single) {
+                assert_eq!((&a.key, a.status, &a.reason), (&b.key, b.status, &b.reason));
+                assert_eq!(a.scores, b.scores);
+            }
+            let status: Vec<Status> = whole.iter().map(|e| e.status).collect();
+            let last = if panic.is_empty() {
+                Status::Ok
+            } else {
+                Status::Failed
+            };
+            assert_eq!(
+                status,
+                [
+                    Status::Ok,
+                    Status::Failed,
+                    Status::Dead,
+                    Status::Failed,
+                    last
+                ]
+            );
+            assert!(whole[1].reason.as_deref().unwrap().starts_with("compile"));
+            assert!(whole[3]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("out of memory"));
+            if !panic.is_empty() {
+                assert!(whole[4].reason.as_deref().unwrap().contains("kernel fault"));
+            }
+        }
+    }
+
+    #[test]
     fn all_inhibitory_last_cell_is_dead() {
         // micro = full, every op I3: the last cell's nodes are sums of min(z, 0) <= 0, so the
         // head LIF never fires for any sample.
@@ -744,6 +1132,7 @@ mod tests {
                 plan: &Plan,
                 _: u64,
                 batch: &ProbeBatch,
+                _: Outputs,
                 _: &mut BTreeMap<String, f64>,
             ) -> crate::Result<RunOutput> {
                 let b = batch.len();

@@ -14,7 +14,7 @@
 use super::evaluate::Probe;
 use crate::cpu::grad::Surrogate;
 use crate::cpu::init_params;
-use crate::engine::{cpu_gradients, ProbeBatch};
+use crate::engine::{cpu_gradients, mean_norm2, ProbeBatch};
 use crate::plan::Plan;
 
 /// Value standing in for a gradient score that could not be computed (dead gradients).
@@ -84,22 +84,22 @@ pub fn scores_of(plan: &Plan, grads: &[Vec<f32>]) -> (f64, f64) {
             any = true;
         }
     }
-    let mut norm2 = 0.0f64;
-    for j in 0..plan.num_params {
-        let g = grads.iter().map(|g| f64::from(g[j])).sum::<f64>() / m as f64;
-        norm2 += g * g;
-    }
     let zico = if any && zico.is_finite() {
         zico
     } else {
         GRAD_WORST
     };
-    let gn = if norm2 > 0.0 && norm2.is_finite() {
+    (zico, grad_norm(mean_norm2(grads, plan.num_params)))
+}
+
+/// `grad_norm = ln sqrt(norm2)` from the squared norm of the mean gradient ([`GRAD_WORST`]
+/// where it is zero or not finite).
+pub fn grad_norm(norm2: f64) -> f64 {
+    if norm2 > 0.0 && norm2.is_finite() {
         0.5 * norm2.ln()
     } else {
         GRAD_WORST
-    };
-    (zico, gn)
+    }
 }
 
 /// `grad_rms` from `grad_norm` and the parameter count ([`GRAD_WORST`] stays).

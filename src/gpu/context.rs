@@ -303,6 +303,29 @@ pub struct KernelTime {
     pub seconds: f64,
 }
 
+/// What a context has done since it opened: compute submissions and their dispatches, and the
+/// blocking read-backs with the bytes they brought to the host. Take a snapshot before and
+/// after some work and subtract ([`GpuCounters::since`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GpuCounters {
+    pub submissions: u64,
+    pub dispatches: u64,
+    pub read_backs: u64,
+    pub bytes_read: u64,
+}
+
+impl GpuCounters {
+    /// The work done between the snapshot `earlier` and this one.
+    pub fn since(self, earlier: GpuCounters) -> GpuCounters {
+        GpuCounters {
+            submissions: self.submissions - earlier.submissions,
+            dispatches: self.dispatches - earlier.dispatches,
+            read_backs: self.read_backs - earlier.read_backs,
+            bytes_read: self.bytes_read - earlier.bytes_read,
+        }
+    }
+}
+
 pub struct GpuContext {
     pub instance: wgpu::Instance,
     pub adapter: wgpu::Adapter,
@@ -320,6 +343,7 @@ pub struct GpuContext {
     staging: Mutex<Option<wgpu::Buffer>>,
     /// Per-kernel (dispatches, nanoseconds) while profiling (see [`GpuContext::start_profile`]).
     pub(crate) profile: Mutex<Option<BTreeMap<String, (u64, f64)>>>,
+    counters: Mutex<GpuCounters>,
 }
 
 impl GpuContext {
@@ -377,6 +401,7 @@ impl GpuContext {
             }),
             staging: Mutex::new(None),
             profile: Mutex::new(None),
+            counters: Mutex::default(),
         })
     }
 
@@ -409,6 +434,18 @@ impl GpuContext {
             .collect();
         v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
         v
+    }
+
+    /// Submissions, dispatches and read-backs so far.
+    pub fn counters(&self) -> GpuCounters {
+        *self.counters.lock().unwrap()
+    }
+
+    /// Count one compute submission of `dispatches` dispatches.
+    pub(crate) fn count_submission(&self, dispatches: usize) {
+        let mut c = self.counters.lock().unwrap();
+        c.submissions += 1;
+        c.dispatches += dispatches as u64;
     }
 
     /// Bind groups cached for reuse (bounded: see [`crate::gpu::recorder`]).
@@ -588,6 +625,11 @@ impl GpuContext {
             });
         enc.copy_buffer_to_buffer(view.buffer, view.offset as u64 * 4, st, 0, size);
         self.queue.submit([enc.finish()]);
+        {
+            let mut c = self.counters.lock().unwrap();
+            c.read_backs += 1;
+            c.bytes_read += size;
+        }
         let slice = st.slice(0..size);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {

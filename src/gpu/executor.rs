@@ -30,6 +30,10 @@ pub struct Outputs {
     pub firing_rates: bool,
     /// Per-population [`PopulationStats`] (implies firing rates).
     pub stats: bool,
+    /// With `stats`: only the head population's Hamming and dot tables are computed (what the
+    /// dead-network check reads); every other population's statistics come back with their
+    /// spike counts and empty tables, and their RDM kernels are not recorded.
+    pub stats_head_only: bool,
     /// Every population's packed spikes `[T][B][words]` (for parity tests and dumps).
     pub spikes: bool,
 }
@@ -44,6 +48,15 @@ impl Outputs {
             firing_rates: true,
             stats: true,
             spikes: false,
+            stats_head_only: false,
+        }
+    }
+    /// What scores that read no spike representation need (cost and gradient scores): firing
+    /// rates, and the head population's statistics for the dead-network check.
+    pub fn head_stats() -> Self {
+        Outputs {
+            stats_head_only: true,
+            ..Outputs::scores()
         }
     }
     pub fn all() -> Self {
@@ -51,10 +64,15 @@ impl Outputs {
             firing_rates: true,
             stats: true,
             spikes: true,
+            stats_head_only: false,
         }
     }
     fn counts(&self) -> bool {
         self.firing_rates || self.stats
+    }
+    /// Whether population `pop` of `plan` gets its Hamming and dot tables.
+    pub fn tables_of(&self, plan: &Plan, pop: usize) -> bool {
+        self.stats && (!self.stats_head_only || pop == plan.head_population)
     }
 }
 
@@ -178,11 +196,11 @@ pub fn input_bytes(plan: &Plan, t: usize, b: usize) -> u64 {
 /// u32 elements of one candidate's outputs region.
 pub fn output_len(plan: &Plan, t: usize, b: usize, want: Outputs) -> usize {
     let mut len = b * plan.spec.classes;
-    for p in &plan.populations {
+    for (i, p) in plan.populations.iter().enumerate() {
         if want.counts() {
             len += t * b;
         }
-        if want.stats {
+        if want.tables_of(plan, i) {
             len += t * b * b + b * b;
         }
         if want.spikes {
@@ -580,9 +598,12 @@ impl GpuExecutor {
         let pop_out: Vec<PopOut<'_>> = plan
             .populations
             .iter()
-            .map(|p| PopOut {
+            .enumerate()
+            .map(|(i, p)| PopOut {
                 counts: want.counts().then(|| take_out(t * b)),
-                stats: want.stats.then(|| (take_out(t * b * b), take_out(b * b))),
+                stats: want
+                    .tables_of(plan, i)
+                    .then(|| (take_out(t * b * b), take_out(b * b))),
                 spikes: want
                     .spikes
                     .then(|| take_out(t * b * p.neurons.div_ceil(32))),
@@ -779,7 +800,7 @@ fn parse(plan: &Plan, t: usize, b: usize, want: Outputs, words: &[u32]) -> GpuOu
         at += len;
         s
     };
-    for p in &plan.populations {
+    for (i, p) in plan.populations.iter().enumerate() {
         let counts = if want.counts() {
             next(t * b).to_vec()
         } else {
@@ -793,8 +814,12 @@ fn parse(plan: &Plan, t: usize, b: usize, want: Outputs, words: &[u32]) -> GpuOu
                 .push((total as f32 / (t * b * p.neurons).max(1) as f32) as f64);
         }
         if want.stats {
-            let hamming_per_t = next(t * b * b).to_vec();
-            let summed_dot = next(b * b).iter().map(|&v| v as u64).collect();
+            let (hamming_per_t, summed_dot) = if want.tables_of(plan, i) {
+                let h = next(t * b * b).to_vec();
+                (h, next(b * b).iter().map(|&v| v as u64).collect())
+            } else {
+                (Vec::new(), Vec::new())
+            };
             out.stats.push(PopulationStats {
                 name: p.name.clone(),
                 neurons: p.neurons,

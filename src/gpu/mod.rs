@@ -12,9 +12,9 @@ pub mod trainer;
 
 pub use arena::{Arena, SizeClass};
 pub use context::{
-    list_adapters, pick_adapter, AdapterSummary, DeviceChoice, GpuContext, KernelTime,
+    list_adapters, pick_adapter, AdapterSummary, DeviceChoice, GpuContext, GpuCounters, KernelTime,
 };
 pub use executor::{memory_bytes, GpuExecutor, GpuOutput, Job, Outputs};
 pub use kernels::{KernelId, View};
 pub use recorder::Recorder;
-pub use trainer::{GpuTrainer, StepOutput, TrainSettings, TrainState};
+pub use trainer::{norm2_of_partials, GpuTrainer, StepOutput, TrainSettings, TrainState};

@@ -37,6 +37,8 @@ enum Cmd {
 const SLOT: usize = 256;
 /// A hard bound on cached bind groups (a backstop; [`KEEP_SUBMISSIONS`] bounds them first).
 const MAX_CACHED_GROUPS: usize = 4096;
+/// More cached bind groups than this after a submission keeps only that submission's.
+const TRIM_ABOVE: usize = 2048;
 /// Bind groups unused for this many submissions are dropped. A training step or a repeated
 /// forward pass reuses its groups every submission; a finished candidate's groups, and the
 /// buffers they hold, go after this many others.
@@ -244,6 +246,11 @@ impl<'c> Recorder<'c> {
                 pi += 1;
             }
         }
+        // A submission that records many candidates (a generation) brings many groups: above
+        // TRIM_ABOVE, keep only this submission's, so finished candidates' buffers go now.
+        if state.groups.len() > TRIM_ABOVE {
+            state.groups.retain(|_, (_, used)| *used == now);
+        }
         let mut enc = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -387,6 +394,7 @@ impl<'c> Recorder<'c> {
             buf
         });
         ctx.queue.submit([enc.finish()]);
+        ctx.count_submission(dispatches);
         drop(state);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("submission: {e}")));

@@ -16,8 +16,9 @@
 use std::sync::Arc;
 
 use super::arena::{storage_usage, Arena};
-use super::kernels::{batchnorm, conv, elementwise, grad, View};
+use super::kernels::{batchnorm, conv, elementwise, grad, reduce, View};
 use super::{GpuContext, Recorder};
+use crate::cpu::elementwise::sum_squares_groups;
 use crate::cpu::grad::Loss;
 use crate::cpu::grad::Surrogate;
 use crate::cpu::optim::AdamW;
@@ -119,6 +120,13 @@ fn gradient_tensors(plan: &Plan) -> Vec<bool> {
         }
     }
     has
+}
+
+/// `||mean g||^2` from the partial sums of squares of the summed gradient of `m` mini-batches
+/// (f64 sum over `m^2`).
+pub fn norm2_of_partials(partials: &[f32], m: usize) -> f64 {
+    let m = m.max(1) as f64;
+    partials.iter().map(|&v| f64::from(v)).sum::<f64>() / (m * m)
 }
 
 impl GpuTrainer {
@@ -690,6 +698,138 @@ impl GpuTrainer {
         self.read_gradient()
     }
 
+    /// `||mean_m g_m||^2`, the squared norm of the mean of the mini-batches' parameter
+    /// gradients (each as [`Self::gradient`] computes it), reduced on the device in one
+    /// submission ([`Self::record_mean_gradient_norm2`]) with one read-back of at most 256
+    /// partial sums (their f64 sum over `m^2`). Changes nothing the trainer keeps.
+    pub fn mean_gradient_norm2(&mut self, batches: &[(Vec<f32>, Vec<u16>)]) -> Result<f64> {
+        let groups = sum_squares_groups(self.plan.num_params);
+        let ctx = self.ctx.clone();
+        let partials = ctx.storage("sum of squares partials", groups)?;
+        let view = View::new(&partials, 0, groups);
+        let mut rec = Recorder::new(&ctx);
+        self.record_mean_gradient_norm2(&mut rec, batches, view)?;
+        rec.submit()?;
+        let parts = ctx.read::<f32>(view)?;
+        Ok(norm2_of_partials(&parts, batches.len()))
+    }
+
+    /// Records what [`Self::mean_gradient_norm2`] computes into `rec`, its partial sums into
+    /// the first `sum_squares_groups(num_params)` elements of `partials` (read them back and
+    /// pass them to [`norm2_of_partials`]): the mini-batches' inputs and labels are uploaded
+    /// side by side now, and for each mini-batch the recording copies them into place, runs
+    /// the forward, loss and backward pass and adds the gradient into a sum on the device; the
+    /// sum's squares are then reduced by `reduce::sum_squares`. Several trainers may record
+    /// into one submission.
+    pub fn record_mean_gradient_norm2(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        batches: &[(Vec<f32>, Vec<u16>)],
+        partials: View<'_>,
+    ) -> Result<()> {
+        if batches.is_empty() {
+            return Err(Error::input("gpu trainer: no mini-batch"));
+        }
+        let frame = self.plan.tensors[self.plan.input].sample_len();
+        let t = self.t;
+        let mut xs: Vec<f32> = Vec::new();
+        let mut ls: Vec<u32> = Vec::new();
+        for (x, labels) in batches {
+            let b = labels.len();
+            self.check_batch(x, labels)?;
+            if x.len() == t * b * frame {
+                xs.extend_from_slice(x);
+            } else {
+                xs.extend(x.iter().cycle().take(t * b * frame));
+            }
+            ls.extend(labels.iter().map(|&l| u32::from(l)));
+        }
+        let np = self.plan.num_params;
+        let ctx = self.ctx.clone();
+        let xs_buf = ctx.upload("mini-batch inputs", &xs)?;
+        let ls_buf = ctx.upload("mini-batch labels", &ls)?;
+        let sum = ctx.storage("gradient sum", np.max(1))?;
+        let sum_v = View::new(&sum, 0, np);
+        rec.clear(sum_v);
+        let (mut x_at, mut l_at) = (0, 0);
+        for (_, labels) in batches {
+            let b = labels.len();
+            let x_len = t * b * frame;
+            rec.copy(
+                View::new(&xs_buf, x_at, x_len),
+                self.val(self.plan.input, b),
+            )?;
+            rec.copy(View::new(&ls_buf, l_at, b), View::new(&self.labels, 0, b))?;
+            (x_at, l_at) = (x_at + x_len, l_at + b);
+            self.record_loss(rec, b)?;
+            self.record_backward(rec, b)?;
+            grad::accumulate(rec, sum_v, View::new(&self.grad, 0, np))?;
+        }
+        reduce::sum_squares(rec, sum_v, partials)
+    }
+
+    /// Device bytes a trainer for `plan` at `t` steps and batches of `max_batch` holds while it
+    /// computes a gradient norm, estimated from above: every activation of a batch (training
+    /// keeps them for the backward pass), the pre-reset membranes, parameters, gradient,
+    /// optimiser moments and statistics, and one gradient buffer per tensor (gradients whose
+    /// lifetimes do not overlap in fact share buffers).
+    pub fn memory_bytes(plan: &Plan, t: usize, max_batch: usize) -> u64 {
+        let tensors: usize = (0..plan.tensors.len())
+            .map(|id| tensor_len(plan, id, t, max_batch).max(1))
+            .sum();
+        let membranes: usize = plan
+            .populations
+            .iter()
+            .map(|p| tensor_len(plan, p.input, t, max_batch).max(1))
+            .sum();
+        let largest = (0..plan.tensors.len())
+            .map(|id| tensor_len(plan, id, t, max_batch))
+            .max()
+            .unwrap_or(1);
+        let np = plan.num_params.max(1);
+        let nb = bn_len(plan).max(1);
+        let k = plan.spec.classes;
+        // Activations, gradients and the scratch buffer; parameters, gradient, moments, decay
+        // mask, state read-back and a gradient sum; statistics; labels, losses and outputs;
+        // the uploaded mini-batches.
+        let words = 2 * tensors
+            + largest
+            + membranes
+            + 9 * np
+            + 6 * nb
+            + max_batch * (k + 3)
+            + tensor_len(plan, plan.input, t, max_batch);
+        words as u64 * 4
+    }
+
+    /// A batch's size and labels are ones the trainer takes (the input length is checked when
+    /// it is uploaded).
+    fn check_batch(&self, input: &[f32], labels: &[u16]) -> Result<()> {
+        let b = labels.len();
+        let k = self.plan.spec.classes;
+        if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
+            return Err(Error::input(format!(
+                "gpu trainer: label {l} (allowed: below {k})"
+            )));
+        }
+        if b == 0 || b > self.cap {
+            return Err(Error::input(format!(
+                "gpu trainer: a batch of {b} (allowed: 1 to {})",
+                self.cap
+            )));
+        }
+        let frame = self.plan.tensors[self.plan.input].sample_len();
+        if input.len() != self.t * b * frame && input.len() != b * frame {
+            return Err(Error::input(format!(
+                "gpu trainer: input of {} values is neither [B, C, H, W] = {} nor [T, B, C, H, W] = {}",
+                input.len(),
+                b * frame,
+                self.t * b * frame
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks the labels, uploads the batch and its labels, clears the parameter gradient and
     /// records the forward pass with batch statistics and the loss kernel (per-row loss into
     /// `loss_rows`, `dL/dlogits` into the logits' gradient): the common start of [`Self::step`]
@@ -701,16 +841,18 @@ impl GpuTrainer {
         labels: &[u16],
     ) -> Result<()> {
         let b = labels.len();
-        let k = self.plan.spec.classes;
-        if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
-            return Err(Error::input(format!(
-                "gpu trainer: label {l} (allowed: below {k})"
-            )));
-        }
+        self.check_batch(input, labels)?;
         self.upload_input(input, b)?;
         let lab: Vec<u32> = labels.iter().map(|&l| u32::from(l)).collect();
+        self.ctx.write(View::new(&self.labels, 0, b), &lab);
+        self.record_loss(rec, b)
+    }
+
+    /// Clears the parameter gradient and records the forward pass over the `b` samples in the
+    /// input tensor with batch statistics and the loss kernel against the first `b` labels.
+    fn record_loss(&self, rec: &mut Recorder<'_>, b: usize) -> Result<()> {
+        let k = self.plan.spec.classes;
         let labels_v = View::new(&self.labels, 0, b);
-        self.ctx.write(labels_v, &lab);
         rec.clear(View::new(&self.grad, 0, self.plan.num_params));
         self.record_forward(rec, b, true)?;
         let logits = self.val(self.plan.logits, b);

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod grad;
 pub mod lif;
 pub mod rdm;
+pub mod reduce;
 pub mod rng;
 pub mod table;
 
