@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run on a GPU machine (e.g. one H100) from the repository root, with carried release binaries:
-#   target/release/msenas and the gpu_forward and train bench binaries (cargo bench --no-run
-#   prints their paths; copy them to target/release/gpu_forward and target/release/train), and,
+#   target/release/msenas and the gpu_forward, train and search bench binaries (cargo bench
+#   --no-run prints their paths; copy them to target/release/gpu_forward, target/release/train
+#   and target/release/search), and,
 #   optionally, GPU test binaries as target/release/test-<name> (cargo test --release --no-run
 #   --test gpu_grad, ...; their parity checks then run on the real device). Vulkan loader
 #   packages may be carried as .gl/*.deb.
-# Writes devices.json, devices.txt, bench.json, bench.err, train.json, train.err and
-# test-<name>.txt to $OUT (default ./out).
+# Writes devices.json, devices.txt, bench.json, bench.err, train.json, train.err, search.json,
+# search.err and test-<name>.txt to $OUT (default ./out).
 # Env: MSENAS_PEAK_GFLOPS (FP32 peak of the card, e.g. 67000 for H100 SXM), bench knobs
 # (see benches/gpu_forward.rs), BENCH_TIMEOUT (seconds, default 420).
 set -uo pipefail
@@ -48,6 +49,16 @@ TRAIN="$BIN/train"
 if [ -n "$TRAIN" ] && [ -x "$TRAIN" ]; then
   timeout "${TRAIN_TIMEOUT:-240}" "$TRAIN" --quick > "$OUT/train.json" 2> "$OUT/train.err"
   echo "train bench exit $?"; cat "$OUT/train.json"
+fi
+# Search throughput on the device: the --preset cpu search with each generation handed over
+# whole, one candidate at a time, and with the previous gradient path, with submissions and
+# read-backs per generation (benches/search.rs).
+SEARCH="$BIN/search"
+[ -x "$SEARCH" ] || SEARCH=$(ls -t "$BIN"/deps/search-* 2>/dev/null | grep -v '\.d$' | head -1)
+if [ -n "$SEARCH" ] && [ -x "$SEARCH" ]; then
+  MSENAS_BENCH_QUICK=1 MSENAS_BENCH_GPU="${MSENAS_BENCH_GPU:-gpu}" \
+    timeout "${SEARCH_TIMEOUT:-300}" "$SEARCH" > "$OUT/search.json" 2> "$OUT/search.err"
+  echo "search bench exit $?"; cat "$OUT/search.json"
 fi
 # Kernel and trainer parity against the CPU reference on the real device.
 for t in "$BIN"/test-*; do
