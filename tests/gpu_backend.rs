@@ -215,7 +215,7 @@ fn the_mean_gradient_norm_is_reduced_on_the_device() {
     let Some(ctx) = common::primary() else {
         return;
     };
-    let mut gpu = Engine::new(Device::Gpu(ctx));
+    let mut gpu = Engine::new(Device::Gpu(ctx.clone()));
     let mut cpu = Engine::new(Device::cpu_reference());
     let p = probe(1);
     let batches = msenas::fitness::gradient::mini_batches(&p.batches[0], T, 4);
@@ -232,6 +232,29 @@ fn the_mean_gradient_norm_is_reduced_on_the_device() {
         assert_eq!(c.read_backs, 1, "{c:?}");
         let groups = msenas::cpu::elementwise::sum_squares_groups(plan.num_params);
         assert_eq!(c.bytes_read, (4 * groups) as u64, "{c:?}");
+        // The weights the engine generated on the device are the host generator's: a trainer
+        // given `init_params` gives the same number to the bit.
+        let settings = msenas::gpu::TrainSettings {
+            loss: msenas::cpu::grad::Loss::CrossEntropy,
+            label_smoothing: 0.0,
+            surrogate,
+            lif: msenas::cpu::LifParams::default(),
+            eps: msenas::cpu::BN_EPS,
+            momentum: msenas::cpu::BN_MOMENTUM,
+            weight_decay: 0.0,
+        };
+        let uploaded = msenas::gpu::GpuTrainer::new(
+            ctx.clone(),
+            &plan,
+            T,
+            batches.iter().map(|b| b.1.len()).max().unwrap(),
+            settings,
+            &msenas::cpu::init_params(&plan, 9),
+        )
+        .unwrap()
+        .mean_gradient_norm2(&batches)
+        .unwrap();
+        assert_eq!(on_device.to_bits(), uploaded.to_bits());
         let grads = gpu.gradients(&plan, 9, &batches, surrogate).unwrap();
         let host = msenas::engine::mean_norm2(&grads, plan.num_params);
         let reference = msenas::engine::mean_norm2(

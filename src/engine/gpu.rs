@@ -64,8 +64,9 @@ impl GpuBackend {
         batches.iter().map(|(x, l)| tr.gradient(x, l)).collect()
     }
 
-    /// `||mean_m g_m||^2` of the same gradients, reduced on the device
-    /// ([`GpuTrainer::mean_gradient_norm2`]: one read-back of at most 256 partial sums).
+    /// `||mean_m g_m||^2` of the same gradients, reduced on the device: weights generated,
+    /// every mini-batch's passes and the reduction in one submission, one read-back of at most
+    /// 256 partial sums ([`GpuTrainer::record_mean_gradient_norm2`]).
     pub(crate) fn mean_gradient_norm2(
         &mut self,
         plan: &Plan,
@@ -73,8 +74,9 @@ impl GpuBackend {
         batches: &[(Vec<f32>, Vec<u16>)],
         surrogate: Surrogate,
     ) -> Result<f64> {
-        self.gradient_trainer(plan, weight_seed, batches, surrogate)?
-            .mean_gradient_norm2(batches)
+        self.norm2_group(&[(plan, weight_seed)], batches, surrogate)?
+            .pop()
+            .expect("one result")
     }
 
     /// [`GpuBackend::mean_gradient_norm2`] of many candidates: their trainers record into one
@@ -152,8 +154,9 @@ impl GpuBackend {
         for (&(plan, seed), &n) in jobs.iter().zip(&sizes) {
             let view = View::new(&partials, at, n);
             let recorded = self
-                .gradient_trainer(plan, seed, batches, surrogate)
+                .seeded_trainer(plan, batches, surrogate)
                 .and_then(|mut tr| {
+                    tr.record_init_weights(&mut rec, seed)?;
                     tr.record_mean_gradient_norm2(&mut rec, batches, view)?;
                     Ok(tr)
                 });
@@ -180,7 +183,8 @@ impl GpuBackend {
         Ok(out)
     }
 
-    /// A trainer at the initial weights of `weight_seed`, sized for the largest mini-batch.
+    /// A trainer at the initial weights of `weight_seed` (generated on the host and uploaded),
+    /// sized for the largest mini-batch.
     fn gradient_trainer(
         &mut self,
         plan: &Plan,
@@ -190,23 +194,46 @@ impl GpuBackend {
     ) -> Result<GpuTrainer> {
         let params = init_params(plan, weight_seed);
         let max_b = batches.iter().map(|(_, l)| l.len()).max().unwrap_or(1);
-        let settings = TrainSettings {
-            loss: Loss::CrossEntropy,
-            label_smoothing: 0.0,
-            surrogate,
-            lif: LifParams::default(),
-            eps: BN_EPS,
-            momentum: BN_MOMENTUM,
-            weight_decay: 0.0,
-        };
         GpuTrainer::new(
             self.ctx.clone(),
             plan,
             plan.spec.timesteps,
             max_b,
-            settings,
+            gradient_settings(surrogate),
             &params,
         )
+    }
+
+    /// A trainer for the gradient scores whose weights the caller generates on the device
+    /// ([`GpuTrainer::record_init_weights`]), sized for the largest mini-batch.
+    fn seeded_trainer(
+        &mut self,
+        plan: &Plan,
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: Surrogate,
+    ) -> Result<GpuTrainer> {
+        let max_b = batches.iter().map(|(_, l)| l.len()).max().unwrap_or(1);
+        GpuTrainer::with_seed(
+            self.ctx.clone(),
+            plan,
+            plan.spec.timesteps,
+            max_b,
+            gradient_settings(surrogate),
+        )
+    }
+}
+
+/// What the gradient scores train with: cross-entropy without label smoothing, batch
+/// statistics, no weight decay.
+fn gradient_settings(surrogate: Surrogate) -> TrainSettings {
+    TrainSettings {
+        loss: Loss::CrossEntropy,
+        label_smoothing: 0.0,
+        surrogate,
+        lif: LifParams::default(),
+        eps: BN_EPS,
+        momentum: BN_MOMENTUM,
+        weight_decay: 0.0,
     }
 }
 

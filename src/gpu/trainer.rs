@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use super::arena::{storage_usage, Arena};
-use super::kernels::{batchnorm, conv, elementwise, grad, reduce, View};
+use super::kernels::{batchnorm, conv, elementwise, grad, reduce, rng, View};
 use super::{GpuContext, Recorder};
 use crate::cpu::elementwise::sum_squares_groups;
 use crate::cpu::grad::Loss;
@@ -24,7 +24,7 @@ use crate::cpu::grad::Surrogate;
 use crate::cpu::optim::AdamW;
 use crate::cpu::{bn_len, flatten_bn, unflatten_bn};
 use crate::cpu::{BnRunning, ConvShape, Gate as CpuGate, LifParams};
-use crate::plan::{Op, Plan};
+use crate::plan::{Op, ParamInit, Plan};
 use crate::{Error, Result};
 
 /// The fixed settings of a training run.
@@ -141,6 +141,66 @@ impl GpuTrainer {
         settings: TrainSettings,
         init: &[f32],
     ) -> Result<GpuTrainer> {
+        if init.len() != plan.num_params {
+            return Err(Error::input(format!(
+                "gpu trainer: {} initial parameters for a plan of {}",
+                init.len(),
+                plan.num_params
+            )));
+        }
+        let mut tr = Self::alloc(ctx, plan, t, max_batch, settings)?;
+        let adam = AdamW::new(plan, settings.weight_decay);
+        tr.write_state(&TrainState {
+            params: init.to_vec(),
+            adam_m: adam.m,
+            adam_v: adam.v,
+            step: 0,
+            bn: BnRunning::new(plan),
+        })?;
+        Ok(tr)
+    }
+
+    /// A trainer as [`GpuTrainer::new`] makes it, whose parameters are the counter-based
+    /// initial weights of `weight_seed` once [`GpuTrainer::record_init_weights`] has run: they
+    /// are generated on the device by the forward executor's generator (bit-identical with
+    /// `cpu::init_params`), so neither the host generator nor a weight upload is needed. The
+    /// AdamW moments start at zero (wgpu zeroes new buffers) and the running statistics fresh.
+    pub fn with_seed(
+        ctx: Arc<GpuContext>,
+        plan: &Plan,
+        t: usize,
+        max_batch: usize,
+        settings: TrainSettings,
+    ) -> Result<GpuTrainer> {
+        let tr = Self::alloc(ctx, plan, t, max_batch, settings)?;
+        tr.write_running(&BnRunning::new(plan))?;
+        Ok(tr)
+    }
+
+    /// Records the generation of the initial weights of `weight_seed` into the parameters
+    /// (see [`GpuTrainer::with_seed`]).
+    pub fn record_init_weights(&self, rec: &mut Recorder<'_>, weight_seed: u64) -> Result<()> {
+        let stream = crate::cpu::stream(weight_seed, self.plan.key_hash);
+        for p in &self.plan.params {
+            let v = View::new(&self.params, p.offset, p.len);
+            match p.init {
+                ParamInit::Uniform { bound } => {
+                    rng::uniform_fill(rec, stream, p.offset as u32, bound, v)?
+                }
+                ParamInit::Const { value } => rng::constant_fill(rec, value, v)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Every buffer, the decay mask written; parameters, moments and statistics not yet.
+    fn alloc(
+        ctx: Arc<GpuContext>,
+        plan: &Plan,
+        t: usize,
+        max_batch: usize,
+        settings: TrainSettings,
+    ) -> Result<GpuTrainer> {
         if t == 0 || max_batch == 0 {
             return Err(Error::input(
                 "gpu trainer: T and the batch must be positive",
@@ -150,13 +210,6 @@ impl GpuTrainer {
             return Err(Error::Gpu(format!(
                 "T * batch = {} images exceed the 65,535 grid (lower the batch)",
                 t * max_batch
-            )));
-        }
-        if init.len() != plan.num_params {
-            return Err(Error::input(format!(
-                "gpu trainer: {} initial parameters for a plan of {}",
-                init.len(),
-                plan.num_params
             )));
         }
         let cap = max_batch;
@@ -213,7 +266,7 @@ impl GpuTrainer {
         let adam = AdamW::new(plan, settings.weight_decay);
         let mask: Vec<u32> = adam.decay.iter().map(|&d| u32::from(d)).collect();
         ctx.write(View::whole(&decay), &mask);
-        let mut tr = GpuTrainer {
+        Ok(GpuTrainer {
             ctx,
             plan: plan.clone(),
             t,
@@ -239,15 +292,7 @@ impl GpuTrainer {
             loss_rows,
             out,
             state_out,
-        };
-        tr.write_state(&TrainState {
-            params: init.to_vec(),
-            adam_m: adam.m,
-            adam_v: adam.v,
-            step: 0,
-            bn: BnRunning::new(plan),
-        })?;
-        Ok(tr)
+        })
     }
 
     /// Gradient buffers by lifetime in the reverse pass: a tensor's gradient lives from its
