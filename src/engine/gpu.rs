@@ -90,7 +90,7 @@ impl GpuBackend {
         batches: &[(Vec<f32>, Vec<u16>)],
         surrogate: Surrogate,
     ) -> Vec<Result<f64>> {
-        let max_b = batches.iter().map(|(_, l)| l.len()).max().unwrap_or(1);
+        let max_b = largest_batch(batches);
         let mut results: Vec<Option<Result<f64>>> = jobs.iter().map(|_| None).collect();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut used = 0u64;
@@ -193,7 +193,7 @@ impl GpuBackend {
         surrogate: Surrogate,
     ) -> Result<GpuTrainer> {
         let params = init_params(plan, weight_seed);
-        let max_b = batches.iter().map(|(_, l)| l.len()).max().unwrap_or(1);
+        let max_b = largest_batch(batches);
         GpuTrainer::new(
             self.ctx.clone(),
             plan,
@@ -212,7 +212,7 @@ impl GpuBackend {
         batches: &[(Vec<f32>, Vec<u16>)],
         surrogate: Surrogate,
     ) -> Result<GpuTrainer> {
-        let max_b = batches.iter().map(|(_, l)| l.len()).max().unwrap_or(1);
+        let max_b = largest_batch(batches);
         GpuTrainer::with_seed(
             self.ctx.clone(),
             plan,
@@ -221,6 +221,11 @@ impl GpuBackend {
             gradient_settings(surrogate),
         )
     }
+}
+
+/// Samples in the largest mini-batch (what a gradient trainer is sized for).
+fn largest_batch(batches: &[(Vec<f32>, Vec<u16>)]) -> usize {
+    batches.iter().map(|(_, l)| l.len()).max().unwrap_or(1)
 }
 
 /// What the gradient scores train with: cross-entropy without label smoothing, batch

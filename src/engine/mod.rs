@@ -320,18 +320,12 @@ impl SpikeBackend for Engine {
         batches: &[(Vec<f32>, Vec<u16>)],
         surrogate: Surrogate,
     ) -> Vec<crate::Result<f64>> {
-        match &mut self.inner {
-            Inner::Cpu(c) => jobs
-                .iter()
-                .map(|&(p, s)| {
-                    Ok(mean_norm2(
-                        &c.gradients(p, s, batches, surrogate),
-                        p.num_params,
-                    ))
-                })
-                .collect(),
-            Inner::Gpu(g) => g.mean_gradient_norm2_many(jobs, batches, surrogate),
+        if let Inner::Gpu(g) = &mut self.inner {
+            return g.mean_gradient_norm2_many(jobs, batches, surrogate);
         }
+        jobs.iter()
+            .map(|&(p, s)| self.mean_gradient_norm2(p, s, batches, surrogate))
+            .collect()
     }
 
     fn batch_hint(&self) -> usize {
@@ -347,13 +341,12 @@ impl SpikeBackend for Engine {
         batch: &ProbeBatch,
         want: Outputs,
     ) -> Vec<crate::Result<RunOutput>> {
-        match &mut self.inner {
-            Inner::Cpu(c) => jobs
-                .iter()
-                .map(|&(p, s)| Ok(c.run(p, s, batch, want, &mut Default::default())))
-                .collect(),
-            Inner::Gpu(g) => g.run_many(jobs, batch, want),
+        if let Inner::Gpu(g) = &mut self.inner {
+            return g.run_many(jobs, batch, want);
         }
+        jobs.iter()
+            .map(|&(p, s)| self.run(p, s, batch, want, &mut Default::default()))
+            .collect()
     }
 
     fn gradients(

@@ -734,8 +734,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
                     );
                     // The gradient scores' time: their share of the generation's gradient work.
                     for (name, t) in ev.timings.iter_mut() {
-                        if kind_of(name) == ScoreKind::Gradient && fitness::score_def(name).is_ok()
-                        {
+                        if kind_of(name) == ScoreKind::Gradient {
                             *t += shared_grad[k];
                         }
                     }

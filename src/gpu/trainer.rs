@@ -13,6 +13,7 @@
 //! once for the largest batch and reused; tensor gradients share buffers whose lifetimes in the
 //! reverse pass do not overlap (assigned once, at construction).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::arena::{storage_usage, Arena};
@@ -392,6 +393,14 @@ impl GpuTrainer {
     /// Checks a batch and uploads it (`[T, B, C, H, W]`, or `[B, C, H, W]` repeated over T)
     /// into the input tensor.
     fn upload_input(&self, input: &[f32], b: usize) -> Result<()> {
+        let x = self.full_input(input, b)?;
+        self.ctx.write(self.val(self.plan.input, b), &x);
+        Ok(())
+    }
+
+    /// A batch of `b` samples as `[T, B, C, H, W]` (a `[B, C, H, W]` input repeated over T),
+    /// once its size and length are checked.
+    fn full_input<'a>(&self, input: &'a [f32], b: usize) -> Result<Cow<'a, [f32]>> {
         if b == 0 || b > self.cap {
             return Err(Error::input(format!(
                 "gpu trainer: a batch of {b} (allowed: 1 to {})",
@@ -400,20 +409,18 @@ impl GpuTrainer {
         }
         let frame = self.plan.tensors[self.plan.input].sample_len();
         let t = self.t;
-        let x = self.val(self.plan.input, b);
         if input.len() == t * b * frame {
-            self.ctx.write(x, input);
+            Ok(Cow::Borrowed(input))
         } else if input.len() == b * frame {
-            self.ctx.write(x, &input.repeat(t));
+            Ok(Cow::Owned(input.repeat(t)))
         } else {
-            return Err(Error::input(format!(
+            Err(Error::input(format!(
                 "gpu trainer: input of {} values is neither [B, C, H, W] = {} nor [T, B, C, H, W] = {}",
                 input.len(),
                 b * frame,
                 t * b * frame
-            )));
+            )))
         }
-        Ok(())
     }
 
     /// The forward pass over `b` samples: batch statistics (`train`) or the running statistics.
@@ -780,13 +787,8 @@ impl GpuTrainer {
         let mut xs: Vec<f32> = Vec::new();
         let mut ls: Vec<u32> = Vec::new();
         for (x, labels) in batches {
-            let b = labels.len();
-            self.check_batch(x, labels)?;
-            if x.len() == t * b * frame {
-                xs.extend_from_slice(x);
-            } else {
-                xs.extend(x.iter().cycle().take(t * b * frame));
-            }
+            self.check_labels(labels)?;
+            xs.extend_from_slice(&self.full_input(x, labels.len())?);
             ls.extend(labels.iter().map(|&l| u32::from(l)));
         }
         let np = self.plan.num_params;
@@ -847,32 +849,15 @@ impl GpuTrainer {
         words as u64 * 4
     }
 
-    /// A batch's size and labels are ones the trainer takes (the input length is checked when
-    /// it is uploaded).
-    fn check_batch(&self, input: &[f32], labels: &[u16]) -> Result<()> {
-        let b = labels.len();
+    /// Every label is below the class count.
+    fn check_labels(&self, labels: &[u16]) -> Result<()> {
         let k = self.plan.spec.classes;
-        if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
-            return Err(Error::input(format!(
+        match labels.iter().find(|&&l| l as usize >= k) {
+            Some(&l) => Err(Error::input(format!(
                 "gpu trainer: label {l} (allowed: below {k})"
-            )));
+            ))),
+            None => Ok(()),
         }
-        if b == 0 || b > self.cap {
-            return Err(Error::input(format!(
-                "gpu trainer: a batch of {b} (allowed: 1 to {})",
-                self.cap
-            )));
-        }
-        let frame = self.plan.tensors[self.plan.input].sample_len();
-        if input.len() != self.t * b * frame && input.len() != b * frame {
-            return Err(Error::input(format!(
-                "gpu trainer: input of {} values is neither [B, C, H, W] = {} nor [T, B, C, H, W] = {}",
-                input.len(),
-                b * frame,
-                self.t * b * frame
-            )));
-        }
-        Ok(())
     }
 
     /// Checks the labels, uploads the batch and its labels, clears the parameter gradient and
@@ -886,7 +871,7 @@ impl GpuTrainer {
         labels: &[u16],
     ) -> Result<()> {
         let b = labels.len();
-        self.check_batch(input, labels)?;
+        self.check_labels(labels)?;
         self.upload_input(input, b)?;
         let lab: Vec<u32> = labels.iter().map(|&l| u32::from(l)).collect();
         self.ctx.write(View::new(&self.labels, 0, b), &lab);
