@@ -145,20 +145,27 @@ fn gpu_scores_equal_cpu_scores() {
     assert!(g.iter().any(|e| e.status == msenas::evolve::Status::Ok));
 }
 
-/// A generation handed over whole: the GPU runs every candidate's forward pass for one weight
-/// seed and probe batch in one submission with one read-back, and every candidate's gradient
-/// norm for one weight seed in one more, and the evaluations are those of scoring the genomes
-/// one at a time.
+/// A generation handed over whole: the GPU runs every candidate's forward passes (all weight
+/// seeds and probe batches) and, for a gradient score, every candidate's gradient norms in one
+/// submission with one read-back, and the evaluations are those of scoring the genomes one at
+/// a time.
 #[test]
-fn a_generation_runs_in_one_submission_per_probe_run() {
+fn a_generation_runs_in_one_submission_with_one_read_back() {
     let Some(ctx) = common::primary() else {
         return;
     };
     let runs = 2 * 2; // weight seeds x probe batches
-    let gs = genomes(10..16);
-    for (scores, gradient_submissions) in [
-        (&["rdm", "hamming", "params", "sops"][..], 0),
-        (&["grad_rms", "params"][..], 2), // one per weight seed
+    let mut gs = genomes(10..16);
+    // Every synapse inhibitory (I3, `micro` full): the head never fires, a dead network.
+    let mut dead = gs[0].clone();
+    dead.micro = msenas::genome::MicroVariant::Full;
+    for c in &mut dead.cells {
+        c.ops.iter_mut().for_each(|o| *o = 2);
+    }
+    gs.push(dead);
+    for (scores, gradient) in [
+        (&["rdm", "hamming", "params", "sops"][..], false),
+        (&["grad_rms", "params"][..], true),
     ] {
         let settings = EvalSettings {
             spec: spec(),
@@ -186,19 +193,25 @@ fn a_generation_runs_in_one_submission_per_probe_run() {
             .iter()
             .filter(|e| e.status == msenas::evolve::Status::Ok)
             .count() as u64;
-        assert!(live > 0);
-        let per = (runs + gradient_submissions) as u64;
-        assert_eq!(batched.submissions, per);
-        assert_eq!(batched.read_backs, per);
-        let single_grads = if gradient_submissions > 0 {
-            2 * live
-        } else {
-            0
-        };
+        assert_eq!(whole.last().unwrap().status, msenas::evolve::Status::Dead);
+        assert!(live > 0 && live < gs.len() as u64);
+        assert_eq!(batched.submissions, 1);
+        assert_eq!(batched.read_backs, 1);
+        // One at a time: a submission per run, and one per weight seed for each live
+        // candidate's gradient norm.
+        let single_grads = if gradient { 2 * live } else { 0 };
         assert_eq!(single.submissions, (runs * gs.len()) as u64 + single_grads);
         assert_eq!(single.read_backs, (runs * gs.len()) as u64 + single_grads);
-        assert_eq!(batched.dispatches, single.dispatches);
-        assert_eq!(batched.bytes_read, single.bytes_read);
+        if gradient {
+            // The whole generation's gradient passes ran with the forward passes, also those
+            // of the dead candidate, which one at a time never gets them.
+            assert!(batched.dispatches > single.dispatches);
+            assert!(batched.bytes_read > single.bytes_read);
+        } else {
+            // The same work either way.
+            assert_eq!(batched.dispatches, single.dispatches);
+            assert_eq!(batched.bytes_read, single.bytes_read);
+        }
         for (a, b) in whole.iter().zip(&one_by_one) {
             assert_eq!((&a.key, a.status, &a.reason), (&b.key, b.status, &b.reason));
             assert_eq!(a.scores, b.scores, "{}", a.key);

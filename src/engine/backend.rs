@@ -41,6 +41,22 @@ pub struct RunOutput {
     pub finite: bool,
 }
 
+/// One run of [`SpikeBackend::run_many`]: a compiled candidate, its weight seed and a probe
+/// batch.
+#[derive(Clone, Copy, Debug)]
+pub struct RunJob<'a> {
+    pub plan: &'a Plan,
+    pub weight_seed: u64,
+    pub batch: &'a ProbeBatch,
+}
+
+/// What [`SpikeBackend::run_many_with_gradients`] returns: each job's run, and its gradient
+/// norm where one was asked for.
+pub type RunsAndNorms = (
+    Vec<crate::Result<RunOutput>>,
+    Vec<Option<crate::Result<f64>>>,
+);
+
 /// Produces population statistics for a compiled plan: the part of an evaluation that depends
 /// on the executor.
 pub trait SpikeBackend {
@@ -90,17 +106,47 @@ pub trait SpikeBackend {
         1
     }
 
-    /// [`SpikeBackend::run`] for several candidates `(plan, weight seed)` on the same probe
-    /// batch, each result the one `run` would give; the default runs them one by one.
-    fn run_many(
-        &mut self,
-        jobs: &[(&Plan, u64)],
-        batch: &ProbeBatch,
-        want: Outputs,
-    ) -> Vec<crate::Result<RunOutput>> {
+    /// [`SpikeBackend::run`] for several runs (a candidate, a weight seed, a probe batch), each
+    /// result the one `run` would give; the default runs them one by one.
+    fn run_many(&mut self, jobs: &[RunJob<'_>], want: Outputs) -> Vec<crate::Result<RunOutput>> {
         jobs.iter()
-            .map(|&(plan, seed)| self.run(plan, seed, batch, want, &mut BTreeMap::new()))
+            .map(|j| self.run(j.plan, j.weight_seed, j.batch, want, &mut BTreeMap::new()))
             .collect()
+    }
+
+    /// Whether [`SpikeBackend::run_many_with_gradients`] records the gradient passes with the
+    /// forward passes (one read-back for both), so that asking for the gradient norm of a
+    /// candidate the forward pass would rule out (dead or not finite) costs less than a second
+    /// round trip. The default: no, ask only for the norms a score will read.
+    fn gradients_with_runs(&self) -> bool {
+        false
+    }
+
+    /// [`SpikeBackend::run_many`], and for every job flagged in `gradient` the
+    /// [`SpikeBackend::mean_gradient_norm2`] of its plan at its weight seed on `batches` (the
+    /// others `None`). The default makes the two calls one after the other.
+    fn run_many_with_gradients(
+        &mut self,
+        jobs: &[RunJob<'_>],
+        want: Outputs,
+        gradient: &[bool],
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: crate::cpu::grad::Surrogate,
+    ) -> RunsAndNorms {
+        let runs = self.run_many(jobs, want);
+        let flagged: Vec<usize> = (0..jobs.len()).filter(|&i| gradient[i]).collect();
+        let pairs: Vec<(&Plan, u64)> = flagged
+            .iter()
+            .map(|&i| (jobs[i].plan, jobs[i].weight_seed))
+            .collect();
+        let mut norms: Vec<Option<crate::Result<f64>>> = jobs.iter().map(|_| None).collect();
+        for (&i, r) in flagged
+            .iter()
+            .zip(self.mean_gradient_norm2_many(&pairs, batches, surrogate))
+        {
+            norms[i] = Some(r);
+        }
+        (runs, norms)
     }
 
     /// The cross-entropy gradient of each mini-batch (`x` as `[T, nb, ...]`, labels) at the

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::backend::{add_time, ProbeBatch, RunOutput};
+use super::backend::{add_time, ProbeBatch, RunJob, RunOutput, RunsAndNorms};
 use super::{Forward, Outputs};
 use crate::cpu::elementwise::sum_squares_groups;
 use crate::cpu::grad::{Loss, Surrogate};
 use crate::cpu::{init_params, LifParams, BN_EPS, BN_MOMENTUM};
+use crate::gpu::executor::{retry_in_halves, Alongside};
 use crate::gpu::{
     norm2_of_partials, GpuContext, GpuExecutor, GpuTrainer, Job, Recorder, TrainSettings, View,
 };
@@ -83,7 +84,7 @@ impl GpuBackend {
     /// submission per group that fits the executor's memory budget (and its
     /// `max_per_submit`), and one read-back brings every candidate's partial sums. A candidate
     /// whose trainer cannot be made gets its own error; a group whose submission fails is
-    /// retried one candidate at a time, so each error lands on its candidate.
+    /// retried in halves down to single candidates, so each error lands on its candidate.
     pub(crate) fn mean_gradient_norm2_many(
         &mut self,
         jobs: &[(&Plan, u64)],
@@ -91,7 +92,8 @@ impl GpuBackend {
         surrogate: Surrogate,
     ) -> Vec<Result<f64>> {
         let max_b = largest_batch(batches);
-        let mut results: Vec<Option<Result<f64>>> = jobs.iter().map(|_| None).collect();
+        // The outer error: the shared submission's; the inner: the candidate's own.
+        let mut results: Vec<Option<Result<Result<f64>>>> = jobs.iter().map(|_| None).collect();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut used = 0u64;
         for (i, &(plan, _)) in jobs.iter().enumerate() {
@@ -111,25 +113,18 @@ impl GpuBackend {
             }
         }
         for g in groups {
-            let sub: Vec<(&Plan, u64)> = g.iter().map(|&i| jobs[i]).collect();
-            match self.norm2_group(&sub, batches, surrogate) {
-                Ok(outs) => {
-                    for (&i, r) in g.iter().zip(outs) {
-                        results[i] = Some(r);
-                    }
-                }
-                Err(_) if g.len() > 1 => {
-                    for &i in &g {
-                        let (plan, seed) = jobs[i];
-                        results[i] = Some(self.mean_gradient_norm2(plan, seed, batches, surrogate));
-                    }
-                }
-                Err(e) => results[g[0]] = Some(Err(e)),
-            }
+            retry_in_halves(
+                &g,
+                &mut |idx| {
+                    let sub: Vec<(&Plan, u64)> = idx.iter().map(|&i| jobs[i]).collect();
+                    self.norm2_group(&sub, batches, surrogate)
+                },
+                &mut results,
+            );
         }
         results
             .into_iter()
-            .map(|r| r.expect("every job has a result"))
+            .map(|r| r.expect("every job has a result").and_then(|r| r))
             .collect()
     }
 
@@ -248,44 +243,88 @@ impl GpuBackend {
         self.exec.max_per_submit
     }
 
-    /// [`GpuBackend::run`] for every candidate: recorded into as few submissions as the
-    /// executor's memory budget allows, one read-back each (candidates of different T run
-    /// apart).
+    /// [`GpuBackend::run`] for every job, and for the jobs flagged in `gradient` (which may be
+    /// empty: none) the mean gradient norm of [`GpuBackend::mean_gradient_norm2`] recorded
+    /// into the same submission right after the job's forward pass: as few submissions as the
+    /// executor's memory budget allows, one read-back each, for forward statistics and norms
+    /// together. Jobs of different T or batch size run in separate submissions.
     pub(crate) fn run_many(
         &mut self,
-        jobs: &[(&Plan, u64)],
-        batch: &ProbeBatch,
+        jobs: &[RunJob<'_>],
         want: Outputs,
-    ) -> Vec<Result<RunOutput>> {
-        let t = jobs.first().map_or(0, |j| j.0.spec.timesteps);
-        if jobs.iter().any(|j| j.0.spec.timesteps != t) {
-            return jobs
-                .iter()
-                .map(|&(p, s)| self.run(p, s, batch, want, &mut BTreeMap::new()))
-                .collect();
+        gradient: &[bool],
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: Surrogate,
+    ) -> RunsAndNorms {
+        let mut runs: Vec<Option<Result<RunOutput>>> = jobs.iter().map(|_| None).collect();
+        let mut norms: Vec<Option<Result<f64>>> = jobs.iter().map(|_| None).collect();
+        // Shapes in order of first appearance.
+        let mut shapes: Vec<(usize, usize)> = Vec::new();
+        for j in jobs {
+            let shape = (j.plan.spec.timesteps, j.batch.len());
+            if !shapes.contains(&shape) {
+                shapes.push(shape);
+            }
         }
-        let many: Vec<Job<'_>> = jobs
-            .iter()
-            .map(|&(plan, weight_seed)| Job {
-                plan,
-                weight_seed,
-                input: &batch.input,
-            })
-            .collect();
-        self.exec
-            .run_many(&many, t, batch.len(), want)
-            .into_iter()
-            .map(|r| {
-                r.map(|out| {
-                    RunOutput::from(Forward {
-                        logits: out.logits,
-                        spike_counts: out.spike_counts,
-                        firing_rates: out.firing_rates,
-                        stats: out.stats,
-                    })
+        for (t, b) in shapes {
+            let idx: Vec<usize> = (0..jobs.len())
+                .filter(|&i| (jobs[i].plan.spec.timesteps, jobs[i].batch.len()) == (t, b))
+                .collect();
+            let many: Vec<Job<'_>> = idx
+                .iter()
+                .map(|&i| Job {
+                    plan: jobs[i].plan,
+                    weight_seed: jobs[i].weight_seed,
+                    input: &jobs[i].batch.input,
                 })
-            })
-            .collect()
+                .collect();
+            let mut along = GradientAlong {
+                ctx: self.ctx.clone(),
+                jobs: idx
+                    .iter()
+                    .map(|&i| gradient.get(i).copied().unwrap_or(false).then_some(jobs[i]))
+                    .map(|j| j.map(|j| (j.plan, j.weight_seed)))
+                    .collect(),
+                batches,
+                surrogate,
+            };
+            let outs = self.exec.run_many_along(&many, t, b, want, &mut along);
+            for (&i, out) in idx.iter().zip(outs) {
+                let flagged =
+                    along.jobs[idx.iter().position(|&k| k == i).expect("in group")].is_some();
+                match out {
+                    Ok((fwd, extra)) => {
+                        runs[i] = Some(Ok(RunOutput::from(Forward {
+                            logits: fwd.logits,
+                            spike_counts: fwd.spike_counts,
+                            firing_rates: fwd.firing_rates,
+                            stats: fwd.stats,
+                        })));
+                        norms[i] = extra.map(|r| {
+                            r.map(|words| {
+                                let parts: Vec<f32> =
+                                    words.into_iter().map(f32::from_bits).collect();
+                                norm2_of_partials(&parts, batches.len())
+                            })
+                        });
+                    }
+                    Err(e) => {
+                        if flagged {
+                            norms[i] = Some(Err(crate::Error::Gpu(format!(
+                                "gradient norm not computed: the candidate's submission failed: {e}"
+                            ))));
+                        }
+                        runs[i] = Some(Err(e));
+                    }
+                }
+            }
+        }
+        (
+            runs.into_iter()
+                .map(|r| r.expect("every job has a run"))
+                .collect(),
+            norms,
+        )
     }
 
     /// The spike statistics `want` asks for of one probe batch: weights, forward pass and
@@ -302,5 +341,47 @@ impl GpuBackend {
         let out = self.forward(plan, weight_seed, &batch.input, batch.len(), want)?;
         add_time(timings, "forward", t0);
         Ok(RunOutput::from(out))
+    }
+}
+
+/// The gradient norm of a scored candidate, recorded into its forward pass's submission: a
+/// trainer at the weights of its seed (generated on the device), every mini-batch's passes and
+/// the reduction to at most 256 partial sums written into the forward outputs.
+struct GradientAlong<'a> {
+    ctx: Arc<GpuContext>,
+    /// Per job of the executor call: the plan and weight seed, where a norm is wanted.
+    jobs: Vec<Option<(&'a Plan, u64)>>,
+    batches: &'a [(Vec<f32>, Vec<u16>)],
+    surrogate: Surrogate,
+}
+
+impl Alongside for GradientAlong<'_> {
+    fn words(&self, i: usize) -> usize {
+        self.jobs[i].map_or(0, |(p, _)| sum_squares_groups(p.num_params))
+    }
+
+    fn bytes(&self, i: usize) -> u64 {
+        self.jobs[i].map_or(0, |(p, _)| {
+            GpuTrainer::memory_bytes(p, p.spec.timesteps, largest_batch(self.batches))
+        })
+    }
+
+    fn record(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        i: usize,
+        out: View<'_>,
+    ) -> Result<Box<dyn std::any::Any>> {
+        let (plan, seed) = self.jobs[i].expect("asked only for jobs with words");
+        let mut tr = GpuTrainer::with_seed(
+            self.ctx.clone(),
+            plan,
+            plan.spec.timesteps,
+            largest_batch(self.batches),
+            gradient_settings(self.surrogate),
+        )?;
+        tr.record_init_weights(rec, seed)?;
+        tr.record_mean_gradient_norm2(rec, self.batches, out)?;
+        Ok(Box::new(tr))
     }
 }

@@ -43,7 +43,9 @@ pub use crate::gpu::{
     list_adapters, AdapterSummary, GpuCounters, KernelTime, Outputs, TrainSettings, TrainState,
 };
 pub(crate) use backend::add_time;
-pub use backend::{cpu_gradients, mean_norm2, ProbeBatch, RunOutput, SpikeBackend};
+pub use backend::{
+    cpu_gradients, mean_norm2, ProbeBatch, RunJob, RunOutput, RunsAndNorms, SpikeBackend,
+};
 pub use session::{StepOutput, TrainSession};
 
 /// Where an [`Engine`] runs, resolved once from a `--device` value.
@@ -335,18 +337,47 @@ impl SpikeBackend for Engine {
         }
     }
 
-    fn run_many(
-        &mut self,
-        jobs: &[(&Plan, u64)],
-        batch: &ProbeBatch,
-        want: Outputs,
-    ) -> Vec<crate::Result<RunOutput>> {
+    fn run_many(&mut self, jobs: &[RunJob<'_>], want: Outputs) -> Vec<crate::Result<RunOutput>> {
         if let Inner::Gpu(g) = &mut self.inner {
-            return g.run_many(jobs, batch, want);
+            return g.run_many(jobs, want, &[], &[], Surrogate::default()).0;
         }
         jobs.iter()
-            .map(|&(p, s)| self.run(p, s, batch, want, &mut Default::default()))
+            .map(|j| {
+                self.run(
+                    j.plan,
+                    j.weight_seed,
+                    j.batch,
+                    want,
+                    &mut Default::default(),
+                )
+            })
             .collect()
+    }
+
+    fn gradients_with_runs(&self) -> bool {
+        matches!(self.inner, Inner::Gpu(_))
+    }
+
+    fn run_many_with_gradients(
+        &mut self,
+        jobs: &[RunJob<'_>],
+        want: Outputs,
+        gradient: &[bool],
+        batches: &[(Vec<f32>, Vec<u16>)],
+        surrogate: Surrogate,
+    ) -> RunsAndNorms {
+        if let Inner::Gpu(g) = &mut self.inner {
+            return g.run_many(jobs, want, gradient, batches, surrogate);
+        }
+        let runs = self.run_many(jobs, want);
+        let norms = jobs
+            .iter()
+            .zip(gradient)
+            .map(|(j, &g)| {
+                g.then(|| self.mean_gradient_norm2(j.plan, j.weight_seed, batches, surrogate))
+            })
+            .collect();
+        (runs, norms)
     }
 
     fn gradients(

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cpu::grad::Surrogate;
 use crate::data::Split;
-use crate::engine::{Device, Engine, Outputs, ProbeBatch, RunOutput, SpikeBackend};
+use crate::engine::{Device, Engine, Outputs, ProbeBatch, RunJob, RunOutput, SpikeBackend};
 use crate::fitness::{self, PopulationStats, ScoreId, ScoreInput, ScoreKind};
 use crate::genome::{fnv1a64, Genome};
 use crate::plan::{Op, Plan};
@@ -626,10 +626,12 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
         }
     }
 
-    /// Every genome's forward runs handed to the backend together ([`SpikeBackend::run_many`]:
-    /// on a GPU, one submission and one read-back per weight seed and probe batch for as many
-    /// candidates as its memory budget holds), then each scored as [`Self::evaluate_one`]
-    /// would: the same evaluations, each with an equal share of the shared forward time.
+    /// Every genome's forward runs (all weight seeds and probe batches) handed to the backend
+    /// in one call ([`SpikeBackend::run_many`], or [`SpikeBackend::run_many_with_gradients`]
+    /// when a gradient score is asked for and the backend records gradient passes with forward
+    /// passes: on a GPU, one submission and one read-back for as many candidates as its memory
+    /// budget holds), then each scored as [`Self::evaluate_one`] would: the same evaluations,
+    /// each with an equal share of the shared time.
     fn evaluate_batched(&mut self, genomes: &[Genome]) -> Vec<Evaluation> {
         let prepared: Vec<_> = genomes.iter().map(|g| self.prepare(g)).collect();
         let live: Vec<usize> = (0..genomes.len())
@@ -640,76 +642,127 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
         let runs = self.settings.weight_seeds * nb;
         let mut outs: Vec<Vec<Option<std::result::Result<RunOutput, String>>>> =
             (0..genomes.len()).map(|_| vec![None; runs]).collect();
-        let mut shared = vec![0.0f64; genomes.len()];
-        let mut shared_grad = vec![0.0f64; genomes.len()];
-        for w in 0..self.settings.weight_seeds {
-            let wseed = weight_seed(self.settings.seed, w);
-            for (bi, batch) in self.probe.batches.iter().enumerate() {
-                let jobs: Vec<(&Plan, u64)> = live
-                    .iter()
-                    .map(|&k| (&prepared[k].as_ref().expect("live").0, wseed))
-                    .collect();
-                let t0 = Instant::now();
-                let backend = &mut self.backend;
-                let many = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    backend.run_many(&jobs, batch, want)
-                }));
-                let share = t0.elapsed().as_secs_f64() / live.len() as f64;
-                match many {
-                    Ok(results) => {
-                        for (&k, r) in live.iter().zip(results) {
-                            outs[k][w * nb + bi] = Some(r.map_err(|e| format!("executor: {e}")));
-                            shared[k] += share;
-                        }
-                    }
-                    // Find the culprit: each candidate on its own.
-                    Err(_) => {
-                        for (&k, &(plan, wseed)) in live.iter().zip(&jobs) {
-                            let mut own = BTreeMap::new();
-                            outs[k][w * nb + bi] =
-                                Some(run_caught(backend, plan, wseed, batch, want, &mut own));
-                            shared[k] += own.values().sum::<f64>();
-                        }
-                    }
-                }
-            }
-        }
-        // The gradient norms of every candidate whose runs all gave finite outputs from a live
-        // head (the others are scored as failed or dead without them), a weight seed at a time.
         let mut norms: Vec<Vec<Option<Result<f64>>>> =
             (0..genomes.len()).map(|_| Vec::new()).collect();
+        let mut shared = vec![0.0f64; genomes.len()];
+        let mut shared_grad = vec![0.0f64; genomes.len()];
         let gradient = self
             .settings
             .scores
             .iter()
             .any(|n| kind_of(n) == ScoreKind::Gradient);
+        let grad_batches = if gradient {
+            super::gradient::mini_batches(
+                &self.probe.batches[0],
+                self.probe.timesteps,
+                super::gradient::GRAD_MINI_BATCHES,
+            )
+        } else {
+            Vec::new()
+        };
+        // Every run of the generation (candidate, weight seed, probe batch) in one call; where
+        // the backend records gradient passes with forward passes, every live candidate's
+        // gradient norm per weight seed rides along with its first probe batch's run (one
+        // read-back for both; a candidate the runs rule out wastes its gradient passes).
+        let together = gradient && self.backend.gradients_with_runs();
+        let mut jobs: Vec<RunJob<'_>> = Vec::with_capacity(live.len() * runs);
+        let mut owner: Vec<(usize, usize)> = Vec::with_capacity(live.len() * runs);
+        for &k in &live {
+            let plan = &prepared[k].as_ref().expect("live").0;
+            for w in 0..self.settings.weight_seeds {
+                let weight_seed = weight_seed(self.settings.seed, w);
+                for (bi, batch) in self.probe.batches.iter().enumerate() {
+                    jobs.push(RunJob {
+                        plan,
+                        weight_seed,
+                        batch,
+                    });
+                    owner.push((k, w * nb + bi));
+                }
+            }
+        }
+        let flags: Vec<bool> = owner
+            .iter()
+            .map(|&(_, r)| together && r % nb == 0)
+            .collect();
+        let t0 = Instant::now();
+        let backend = &mut self.backend;
+        let many = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if together {
+                backend.run_many_with_gradients(
+                    &jobs,
+                    want,
+                    &flags,
+                    &grad_batches,
+                    Surrogate::default(),
+                )
+            } else {
+                (backend.run_many(&jobs, want), Vec::new())
+            }
+        }));
+        // The shared call's time, forward (and gradient passes recorded with it) split evenly.
+        let share = t0.elapsed().as_secs_f64() / live.len().max(1) as f64;
+        match many {
+            Ok((results, got_norms)) => {
+                for (&(k, run), r) in owner.iter().zip(results) {
+                    outs[k][run] = Some(r.map_err(|e| format!("executor: {e}")));
+                }
+                for (&(k, _), n) in owner.iter().zip(got_norms) {
+                    if let Some(n) = n {
+                        norms[k].push(Some(n));
+                    }
+                }
+                for &k in &live {
+                    shared[k] += share;
+                }
+            }
+            // Find the culprit: each run on its own (gradient norms below, as needed).
+            Err(_) => {
+                for (j, &(k, run)) in jobs.iter().zip(&owner) {
+                    let mut own = BTreeMap::new();
+                    outs[k][run] = Some(run_caught(
+                        backend,
+                        j.plan,
+                        j.weight_seed,
+                        j.batch,
+                        want,
+                        &mut own,
+                    ));
+                    shared[k] += own.values().sum::<f64>();
+                }
+            }
+        }
+        // The gradient norms not computed yet of every candidate whose runs all gave finite
+        // outputs from a live head (the others are scored as failed or dead without them), a
+        // weight seed at a time.
         if gradient {
             let need: Vec<usize> = live
                 .iter()
                 .copied()
                 .filter(|&k| {
                     let head = prepared[k].as_ref().expect("live").0.head_population;
-                    outs[k].iter().all(|o| {
-                        matches!(o, Some(Ok(r)) if r.finite && !fitness::is_dead(&r.stats[head]))
-                    })
+                    norms[k].is_empty()
+                        && outs[k].iter().all(|o| {
+                            matches!(o, Some(Ok(r)) if r.finite && !fitness::is_dead(&r.stats[head]))
+                        })
                 })
                 .collect();
-            let batches = super::gradient::mini_batches(
-                &self.probe.batches[0],
-                self.probe.timesteps,
-                super::gradient::GRAD_MINI_BATCHES,
-            );
             for w in 0..self.settings.weight_seeds {
+                if need.is_empty() {
+                    break;
+                }
                 let wseed = weight_seed(self.settings.seed, w);
                 let jobs: Vec<(&Plan, u64)> = need
                     .iter()
                     .map(|&k| (&prepared[k].as_ref().expect("live").0, wseed))
                     .collect();
                 let t0 = Instant::now();
-                let results =
-                    self.backend
-                        .mean_gradient_norm2_many(&jobs, &batches, Surrogate::default());
-                let share = t0.elapsed().as_secs_f64() / need.len().max(1) as f64;
+                let results = self.backend.mean_gradient_norm2_many(
+                    &jobs,
+                    &grad_batches,
+                    Surrogate::default(),
+                );
+                let share = t0.elapsed().as_secs_f64() / need.len() as f64;
                 for (&k, r) in need.iter().zip(results) {
                     norms[k].push(Some(r));
                     shared_grad[k] += share;
@@ -997,12 +1050,15 @@ mod tests {
     #[test]
     fn a_batched_generation_scores_as_one_by_one() {
         /// The CPU engine behind `run_many`, failing the plans whose key is `fail` (a
-        /// returned error) or `panic`, and counting what each `run_many` call held.
+        /// returned error) or `panic`, counting what each `run_many` and gradient-norm call
+        /// held, and saying it records gradients with runs when `together`.
         struct Batching {
             engine: Engine,
             fail: String,
             panic: String,
+            together: bool,
             calls: Vec<usize>,
+            grad_calls: Vec<usize>,
         }
         impl SpikeBackend for Batching {
             fn device(&self) -> String {
@@ -1027,13 +1083,26 @@ mod tests {
             }
             fn run_many(
                 &mut self,
-                jobs: &[(&Plan, u64)],
-                batch: &ProbeBatch,
+                jobs: &[RunJob<'_>],
                 want: Outputs,
             ) -> Vec<crate::Result<RunOutput>> {
                 self.calls.push(jobs.len());
                 jobs.iter()
-                    .map(|&(p, s)| self.run(p, s, batch, want, &mut BTreeMap::new()))
+                    .map(|j| self.run(j.plan, j.weight_seed, j.batch, want, &mut BTreeMap::new()))
+                    .collect()
+            }
+            fn gradients_with_runs(&self) -> bool {
+                self.together
+            }
+            fn mean_gradient_norm2_many(
+                &mut self,
+                jobs: &[(&Plan, u64)],
+                batches: &[(Vec<f32>, Vec<u16>)],
+                surrogate: crate::cpu::grad::Surrogate,
+            ) -> Vec<crate::Result<f64>> {
+                self.grad_calls.push(jobs.len());
+                jobs.iter()
+                    .map(|&(p, s)| self.mean_gradient_norm2(p, s, batches, surrogate))
                     .collect()
             }
             fn gradients(
@@ -1058,21 +1127,37 @@ mod tests {
             mixed,
         ];
         let key = |g: &Genome| Plan::compile(g, &spec(), 4, 1).unwrap().key;
-        let backend = |panic: &str| Batching {
+        let backend = |panic: &str, together: bool| Batching {
             engine: Engine::new(Device::cpu()),
             fail: key(&gs[3]),
             panic: panic.to_string(),
+            together,
             calls: Vec::new(),
+            grad_calls: Vec::new(),
         };
         let mut s = settings(&["rdm", "params", "grad_rms"]);
         s.weight_seeds = 2;
-        for panic in [String::new(), key(&gs[4])] {
-            let mut ev = ScoringEvaluator::new(backend(&panic), s.clone(), probe()).unwrap();
+        for (panic, together) in [
+            (String::new(), false),
+            (String::new(), true),
+            (key(&gs[4]), false),
+            (key(&gs[4]), true),
+        ] {
+            let mut ev =
+                ScoringEvaluator::new(backend(&panic, together), s.clone(), probe()).unwrap();
             let whole = ev.evaluate(&gs);
-            // Two weight seeds x one probe batch, every compiled candidate in each call.
-            assert_eq!(ev.backend.calls, vec![4, 4]);
+            // Two weight seeds x one probe batch of every compiled candidate in one call.
+            assert_eq!(ev.backend.calls, vec![8]);
+            // Gradient norms: with the runs, of all 4 compiled candidates x 2 seeds; otherwise
+            // a call per seed for the candidates the runs keep (0 and 4; 4 panics in its run).
+            let grads = match (panic.is_empty(), together) {
+                (true, true) => vec![8],
+                (true, false) => vec![2, 2],
+                (false, _) => vec![1, 1],
+            };
+            assert_eq!(ev.backend.grad_calls, grads, "together {together}");
             let single: Vec<_> = gs.iter().map(|g| ev.evaluate_one(g)).collect();
-            assert_eq!(ev.backend.calls.len(), 2, "one by one: no run_many");
+            assert_eq!(ev.backend.calls.len(), 1, "one by one: no run_many");
             for (a, b) in whole.iter().zip(&single) {
                 assert_eq!((&a.key, a.status, &a.reason), (&b.key, b.status, &b.reason));
                 assert_eq!(a.scores, b.scores);

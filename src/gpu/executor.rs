@@ -214,6 +214,74 @@ pub fn output_len(plan: &Plan, t: usize, b: usize, want: Outputs) -> usize {
 #[derive(Clone, Copy)]
 struct OutSlot {
     start: usize,
+    /// Where the job's alongside words start.
+    along_at: usize,
+}
+
+/// A job's forward output and its alongside words ([`Alongside`]): `None` where it asked for
+/// none, an error where recording them failed.
+pub(crate) type AlongOutput = (GpuOutput, Option<Result<Vec<u32>>>);
+
+/// More work recorded into a forward job's submission right after its forward pass, its results
+/// written into the same output buffer and read back with the forward outputs (the scoring
+/// path records each candidate's gradient norm this way). `i` is the job's index in the
+/// caller's list.
+pub(crate) trait Alongside {
+    /// Result words job `i` writes (0: nothing to record).
+    fn words(&self, i: usize) -> usize;
+    /// Device bytes its recording holds until the submission has run (for the memory budget).
+    fn bytes(&self, i: usize) -> u64;
+    /// Record job `i`'s work, its `words(i)` results into `out`; what it returns (the buffers
+    /// the recording reads and writes) is kept until the submission has run.
+    fn record(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        i: usize,
+        out: View<'_>,
+    ) -> Result<Box<dyn std::any::Any>>;
+}
+
+/// Runs the items `idx` together (`run` returns one result per item, or the error of the
+/// whole); when that fails, each half on its own, down to single items, whose errors are
+/// theirs. Each item's result lands in `results`.
+pub(crate) fn retry_in_halves<T>(
+    idx: &[usize],
+    run: &mut dyn FnMut(&[usize]) -> Result<Vec<T>>,
+    results: &mut [Option<Result<T>>],
+) {
+    match run(idx) {
+        Ok(outs) => {
+            for (&i, o) in idx.iter().zip(outs) {
+                results[i] = Some(Ok(o));
+            }
+        }
+        Err(e) if idx.len() == 1 => results[idx[0]] = Some(Err(e)),
+        Err(_) => {
+            let (a, z) = idx.split_at(idx.len() / 2);
+            retry_in_halves(a, run, results);
+            retry_in_halves(z, run, results);
+        }
+    }
+}
+
+/// No alongside work.
+struct Nothing;
+
+impl Alongside for Nothing {
+    fn words(&self, _: usize) -> usize {
+        0
+    }
+    fn bytes(&self, _: usize) -> u64 {
+        0
+    }
+    fn record(
+        &mut self,
+        _: &mut Recorder<'_>,
+        _: usize,
+        _: View<'_>,
+    ) -> Result<Box<dyn std::any::Any>> {
+        Ok(Box::new(()))
+    }
 }
 
 /// Runs plans on one device.
@@ -299,7 +367,8 @@ impl GpuExecutor {
 
     /// Run every job (same `t` and `b`), in as few submissions as the memory budget allows, one
     /// read-back per submission. A job that cannot run (too big for the device's buffers, a bad
-    /// input length) gets its own error; the others still run.
+    /// input length) gets its own error; the others still run. A submission that fails is
+    /// retried in halves down to single jobs, so each error lands on its job.
     pub fn run_many(
         &mut self,
         jobs: &[Job<'_>],
@@ -307,7 +376,26 @@ impl GpuExecutor {
         b: usize,
         want: Outputs,
     ) -> Vec<Result<GpuOutput>> {
-        let mut results: Vec<Option<Result<GpuOutput>>> = (0..jobs.len()).map(|_| None).collect();
+        self.run_many_along(jobs, t, b, want, &mut Nothing)
+            .into_iter()
+            .map(|r| r.map(|(out, _)| out))
+            .collect()
+    }
+
+    /// [`GpuExecutor::run_many`] with more work recorded into each job's submission after its
+    /// forward pass ([`Alongside`]), its result words read back with the forward outputs: one
+    /// read-back per submission for both. Each job's result carries its alongside words
+    /// (`None` where it asked for none, an error where its recording failed; the forward output
+    /// stands either way).
+    pub(crate) fn run_many_along(
+        &mut self,
+        jobs: &[Job<'_>],
+        t: usize,
+        b: usize,
+        want: Outputs,
+        along: &mut dyn Alongside,
+    ) -> Vec<Result<AlongOutput>> {
+        let mut results: Vec<Option<Result<AlongOutput>>> = (0..jobs.len()).map(|_| None).collect();
         let max_binding = self.ctx.limits.max_storage_buffer_binding_size;
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let (mut peak, mut extra, mut out_bytes) = (0u64, 0u64, 0u64);
@@ -317,8 +405,9 @@ impl GpuExecutor {
                 continue;
             }
             let mem = memory_bytes(job.plan, t, b);
-            let inb = input_bytes(job.plan, t, b);
-            let outb = output_len(job.plan, t, b, want) as u64 * 4;
+            // Inputs and the alongside work's buffers live until the submission has run.
+            let inb = input_bytes(job.plan, t, b) + along.bytes(i);
+            let outb = (output_len(job.plan, t, b, want) + along.words(i)) as u64 * 4;
             let fits = |g: &Vec<usize>| {
                 !g.is_empty()
                     && g.len() < self.max_per_submit
@@ -340,24 +429,11 @@ impl GpuExecutor {
             }
         }
         for g in groups {
-            let sub: Vec<Job<'_>> = g.iter().map(|&i| jobs[i]).collect();
-            match self.run_group(&sub, t, b, want) {
-                Ok(outs) => {
-                    for (&i, o) in g.iter().zip(outs) {
-                        results[i] = Some(Ok(o));
-                    }
-                }
-                Err(e) if g.len() == 1 => results[g[0]] = Some(Err(e)),
-                Err(_) => {
-                    // Find the culprit: each job on its own.
-                    for &i in &g {
-                        results[i] = Some(
-                            self.run_group(&[jobs[i]], t, b, want)
-                                .map(|mut v| v.pop().expect("one output")),
-                        );
-                    }
-                }
-            }
+            retry_in_halves(
+                &g,
+                &mut |idx| self.run_group(jobs, idx, t, b, want, along),
+                &mut results,
+            );
             // Free buffers of sizes this generation no longer uses, when they pile up.
             if self.arena.stats().held_bytes > self.budget_bytes {
                 self.arena.trim();
@@ -412,20 +488,27 @@ impl GpuExecutor {
         Ok(())
     }
 
+    /// One submission: the jobs `idx` (with their alongside work), one read-back.
     fn run_group(
         &mut self,
-        jobs: &[Job<'_>],
+        all: &[Job<'_>],
+        idx: &[usize],
         t: usize,
         b: usize,
         want: Outputs,
-    ) -> Result<Vec<GpuOutput>> {
+        along: &mut dyn Alongside,
+    ) -> Result<Vec<AlongOutput>> {
         let ctx = self.ctx.clone();
         let usage = storage_usage();
+        let jobs: Vec<Job<'_>> = idx.iter().map(|&i| all[i]).collect();
         let mut slots = Vec::with_capacity(jobs.len());
         let mut total = 0;
-        for j in jobs {
-            slots.push(OutSlot { start: total });
+        for (j, &i) in jobs.iter().zip(idx) {
+            let start = total;
             total += output_len(j.plan, t, b, want);
+            let along_at = total;
+            total += along.words(i);
+            slots.push(OutSlot { start, along_at });
         }
         let timed = self.time_gpu && Recorder::can_time(&ctx);
         let stamps_at = total;
@@ -437,7 +520,7 @@ impl GpuExecutor {
         let mut inputs: Vec<(*const f32, usize, Lease<wgpu::Buffer>)> = Vec::new();
         let mut input_of = Vec::with_capacity(jobs.len());
         let mut result = Ok(());
-        for j in jobs {
+        for j in &jobs {
             let key = (j.input.as_ptr(), j.input.len());
             if let Some(k) = inputs.iter().position(|(p, l, _)| (*p, *l) == key) {
                 input_of.push(k);
@@ -462,6 +545,9 @@ impl GpuExecutor {
             }
         }
         let mut rec = Recorder::new(&ctx);
+        // What the alongside work keeps alive until the submission has run, and its errors.
+        let mut kept: Vec<Box<dyn std::any::Any>> = Vec::new();
+        let mut along_err: Vec<Option<Error>> = (0..jobs.len()).map(|_| None).collect();
         if result.is_ok() {
             for (k, j) in jobs.iter().enumerate() {
                 let input = View::new(
@@ -478,6 +564,14 @@ impl GpuExecutor {
                     result = Err(e);
                     break;
                 }
+                let words = along.words(idx[k]);
+                if words > 0 {
+                    let view = View::new(&outputs.buffer, slots[k].along_at, words);
+                    match along.record(&mut rec, idx[k], view) {
+                        Ok(keep) => kept.push(keep),
+                        Err(e) => along_err[k] = Some(e),
+                    }
+                }
             }
         }
         let read = result.and_then(|()| {
@@ -486,6 +580,7 @@ impl GpuExecutor {
             self.submissions += 1;
             ctx.read::<u32>(View::new(&outputs.buffer, 0, total))
         });
+        drop(kept);
         for (_, _, l) in inputs {
             self.arena.give(l);
         }
@@ -502,7 +597,18 @@ impl GpuExecutor {
         Ok(jobs
             .iter()
             .zip(&slots)
-            .map(|(j, s)| parse(j.plan, t, b, want, &words[s.start..]))
+            .zip(idx)
+            .zip(along_err)
+            .map(|(((j, s), &i), err)| {
+                let out = parse(j.plan, t, b, want, &words[s.start..]);
+                let n = along.words(i);
+                let extra = match err {
+                    Some(e) => Some(Err(e)),
+                    None if n == 0 => None,
+                    None => Some(Ok(words[s.along_at..s.along_at + n].to_vec())),
+                };
+                (out, extra)
+            })
             .collect())
     }
 
@@ -836,4 +942,56 @@ fn parse(plan: &Plan, t: usize, b: usize, want: Outputs, words: &[u32]) -> GpuOu
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failing group splits in halves until the culprits stand alone: the others get their
+    /// results, the culprits their own errors, and the groups tried are the halving's.
+    #[test]
+    fn a_failing_group_is_retried_in_halves() {
+        let bad = [2usize, 7];
+        let mut tried: Vec<Vec<usize>> = Vec::new();
+        let mut results: Vec<Option<Result<usize>>> = (0..8).map(|_| None).collect();
+        let idx: Vec<usize> = (0..8).collect();
+        retry_in_halves(
+            &idx,
+            &mut |g| {
+                tried.push(g.to_vec());
+                match g.iter().find(|i| bad.contains(i)) {
+                    Some(i) => Err(Error::Gpu(format!("job {i} out of memory"))),
+                    None => Ok(g.iter().map(|i| i * 10).collect()),
+                }
+            },
+            &mut results,
+        );
+        let tried: Vec<String> = tried.iter().map(|g| format!("{g:?}")).collect();
+        assert_eq!(
+            tried,
+            [
+                "[0, 1, 2, 3, 4, 5, 6, 7]",
+                "[0, 1, 2, 3]",
+                "[0, 1]",
+                "[2, 3]",
+                "[2]",
+                "[3]",
+                "[4, 5, 6, 7]",
+                "[4, 5]",
+                "[6, 7]",
+                "[6]",
+                "[7]"
+            ]
+        );
+        for (i, r) in results.into_iter().enumerate() {
+            match r.expect("every item has a result") {
+                Ok(v) => assert!(!bad.contains(&i) && v == i * 10),
+                Err(e) => {
+                    assert!(bad.contains(&i));
+                    assert_eq!(e.to_string(), format!("gpu: job {i} out of memory"));
+                }
+            }
+        }
+    }
 }
