@@ -12,6 +12,11 @@
 //! 2 x conv MACs / time. `MSENAS_PEAK_GFLOPS` (the card's FP32 peak, which wgpu cannot read)
 //! adds the fraction of peak.
 //!
+//! `conv_kernels`: the convolution kernels alone, a cell's 3x3 spiking convolution and the
+//! stem's dense one at each scale, `MSENAS_BENCH_CONV_REPS` dispatches (default 20; 3 on a CPU
+//! adapter) in one timed submission, the tiled implicit GEMM the engine runs against the direct
+//! kernel it replaced (the baseline), GFLOP/s from timestamps (wall clock without them).
+//!
 //! Knobs: `MSENAS_BENCH_SCALES` (`default,paper`), `MSENAS_BENCH_CANDIDATES` (default scale),
 //! `MSENAS_BENCH_PAPER_CANDIDATES`, `MSENAS_BENCH_PAPER_CPU_CANDIDATES` (the CPU reference needs
 //! minutes per paper-scale candidate; default 1), `MSENAS_BENCH_PAPER_BATCH`,
@@ -25,7 +30,10 @@ use std::time::Instant;
 use msenas::cpu::{self, ForwardOptions};
 use msenas::fitness::{population_stats, PopulationSpikes};
 use msenas::genome::SearchSpace;
-use msenas::gpu::{memory_bytes, DeviceChoice, GpuContext, GpuExecutor, Job, Outputs, Recorder};
+use msenas::gpu::kernels::conv;
+use msenas::gpu::{
+    memory_bytes, DeviceChoice, GpuContext, GpuExecutor, Job, Outputs, Recorder, View,
+};
 use msenas::plan::{Op, Plan};
 use msenas::DataSpec;
 use rand::SeedableRng;
@@ -233,6 +241,156 @@ fn bench_scale(
     })
 }
 
+type ConvLauncher = fn(
+    &mut Recorder<'_>,
+    View<'_>,
+    View<'_>,
+    &cpu::conv::ConvShape,
+    View<'_>,
+) -> msenas::Result<()>;
+
+/// Seconds of `reps` dispatches of `launch` in one submission: GPU timestamps where the
+/// adapter has them, else wall clock around submit and read-back. One untimed warm-up first.
+fn time_conv(
+    ctx: &GpuContext,
+    launch: ConvLauncher,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    s: &cpu::conv::ConvShape,
+    reps: usize,
+) -> msenas::Result<f64> {
+    let out = ctx.storage("conv out", s.out_len() + 4)?;
+    let stamps = View::new(&out, s.out_len(), 4);
+    for n in [1, reps] {
+        let mut rec = Recorder::new(ctx);
+        for _ in 0..n {
+            launch(
+                &mut rec,
+                View::whole(x),
+                View::whole(w),
+                s,
+                View::new(&out, 0, s.out_len()),
+            )?;
+        }
+        let t0 = Instant::now();
+        rec.submit_timed(Some(stamps))?;
+        let st = ctx.read::<u32>(stamps)?;
+        let wall = t0.elapsed().as_secs_f64();
+        if n == reps {
+            if Recorder::can_time(ctx) {
+                let begin = st[0] as u64 | (st[1] as u64) << 32;
+                let end = st[2] as u64 | (st[3] as u64) << 32;
+                return Ok(end.saturating_sub(begin) as f64
+                    * ctx.queue.get_timestamp_period() as f64
+                    * 1e-9);
+            }
+            return Ok(wall);
+        }
+    }
+    unreachable!("the loop returns on its last round")
+}
+
+/// The tiled and direct convolution kernels on one layer shape; `spiking` feeds a bit-packed
+/// record at a 20 % firing rate, otherwise dense f32 input.
+fn conv_layer(
+    ctx: &GpuContext,
+    name: &str,
+    s: &cpu::conv::ConvShape,
+    spiking: bool,
+    reps: usize,
+    peak: Option<f64>,
+) -> Value {
+    let dense: Vec<f32> = (0..s.in_len() as u32)
+        .map(|i| {
+            let u = cpu::rng::unit(i, 11);
+            if spiking {
+                (u < 0.2) as u8 as f32
+            } else {
+                u * 2.0 - 1.0
+            }
+        })
+        .collect();
+    let w: Vec<f32> = (0..s.weight_len() as u32)
+        .map(|i| cpu::rng::unit(i, 12) - 0.5)
+        .collect();
+    let x = if spiking {
+        ctx.upload(
+            "packed",
+            &cpu::lif::pack_spikes(&dense, 1, s.n, s.cin * s.h * s.w),
+        )
+    } else {
+        ctx.upload("x", &dense)
+    };
+    let (x, wb) = match (x, ctx.upload("w", &w)) {
+        (Ok(x), Ok(wb)) => (x, wb),
+        (Err(e), _) | (_, Err(e)) => return json!({ "layer": name, "error": e.to_string() }),
+    };
+    let launchers: [(&str, ConvLauncher); 2] = if spiking {
+        [
+            ("tiled", conv::conv2d_spiking),
+            ("direct", conv::conv2d_spiking_direct),
+        ]
+    } else {
+        [("tiled", conv::conv2d), ("direct", conv::conv2d_direct)]
+    };
+    let flops = 2.0 * (s.out_len() * s.cin * s.k * s.k) as f64 * reps as f64;
+    let mut row = json!({
+        "layer": name,
+        "shape": { "images": s.n, "cin": s.cin, "cout": s.cout, "h": s.h, "w": s.w, "k": s.k, "stride": s.stride },
+        "input": if spiking { "bit-packed spikes, 20% firing" } else { "dense f32" },
+        "reps": reps,
+    });
+    let mut secs = Vec::new();
+    for (kernel, launch) in launchers {
+        match time_conv(ctx, launch, &x, &wb, s, reps) {
+            Ok(t) => {
+                let gflops = flops / t * 1e-9;
+                row[kernel] = json!({
+                    "seconds": t,
+                    "gflops": gflops,
+                    "fraction_of_peak": peak.map(|p| gflops / p),
+                });
+                secs.push(t);
+            }
+            Err(e) => row[kernel] = json!({ "error": e.to_string() }),
+        }
+    }
+    if let [tiled, direct] = secs[..] {
+        row["tiled_speedup"] = json!(direct / tiled);
+    }
+    row
+}
+
+/// The convolution kernels of each scale: a cell's 3x3 spiking convolution (width in and out)
+/// and the stem's dense one (input channels to width).
+fn conv_kernels(ctx: &GpuContext, scales: &[Scale], reps: usize, peak: Option<f64>) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for s in scales {
+        let n = s.t * s.batch;
+        let cell = cpu::conv::ConvShape {
+            n,
+            cin: s.width,
+            h: s.size,
+            w: s.size,
+            cout: s.width,
+            k: 3,
+            stride: 1,
+            shift: false,
+        };
+        let stem = cpu::conv::ConvShape {
+            cin: s.in_ch,
+            ..cell
+        };
+        for (layer, shape, spiking) in [("cell 3x3", cell, true), ("stem 3x3", stem, false)] {
+            let name = format!("{} {layer}", s.name);
+            let row = conv_layer(ctx, &name, &shape, spiking, reps, peak);
+            eprintln!("{row}");
+            rows.push(row);
+        }
+    }
+    rows
+}
+
 fn scale_json(s: &Scale) -> Value {
     json!({
         "name": s.name,
@@ -306,6 +464,8 @@ fn main() {
             r
         })
         .collect();
+    let reps = env_usize("MSENAS_BENCH_CONV_REPS").unwrap_or(if small { 3 } else { 20 });
+    let convs = conv_kernels(&ctx, &scales, reps, peak);
     let info = &ctx.info;
     let out = json!({
         "bench": "gpu_forward",
@@ -330,6 +490,7 @@ fn main() {
             "fraction_of_peak = conv GFLOP/s / MSENAS_PEAK_GFLOPS"
         },
         "results": results,
+        "conv_kernels": convs,
     });
     println!("{}", serde_json::to_string_pretty(&out).expect("json"));
 }

@@ -347,8 +347,46 @@ fn conv_shapes() -> Vec<cpu::conv::ConvShape> {
         stride: 1,
         shift: false,
     });
+    // The tiled kernel's edges: two 32-channel tiles with a ragged last one, column tiles that
+    // cross images and end ragged, K = 45 in three 16-wide chunks (the last partial).
+    v.push(cpu::conv::ConvShape {
+        n: 3,
+        cin: 5,
+        h: 6,
+        w: 7,
+        cout: 37,
+        k: 3,
+        stride: 1,
+        shift: false,
+    });
+    v.push(cpu::conv::ConvShape {
+        n: 2,
+        cin: 3,
+        h: 9,
+        w: 8,
+        cout: 65,
+        k: 5,
+        stride: 2,
+        shift: true,
+    });
     v
 }
+
+/// The convolution launchers under test: the tiled implicit GEMM (what the engine runs) and
+/// the direct kernel (the benchmark's baseline).
+type ConvLauncher = fn(
+    &mut Recorder<'_>,
+    View<'_>,
+    View<'_>,
+    &cpu::conv::ConvShape,
+    View<'_>,
+) -> msenas::Result<()>;
+const DENSE_CONVS: [(&str, ConvLauncher); 2] =
+    [("tiled", conv::conv2d), ("direct", conv::conv2d_direct)];
+const SPIKING_CONVS: [(&str, ConvLauncher); 2] = [
+    ("tiled", conv::conv2d_spiking),
+    ("direct", conv::conv2d_spiking_direct),
+];
 
 /// Per output, the sum of |w * x| over its taps: the scale of its rounding error.
 fn abs_conv(x: &[f32], w: &[f32], s: &cpu::conv::ConvShape) -> Vec<f32> {
@@ -360,7 +398,11 @@ fn abs_conv(x: &[f32], w: &[f32], s: &cpu::conv::ConvShape) -> Vec<f32> {
 }
 
 fn conv_dense(ctx: &GpuContext) {
-    for (si, s) in conv_shapes().iter().enumerate() {
+    for ((si, s), (name, launch)) in conv_shapes()
+        .iter()
+        .enumerate()
+        .flat_map(|c| DENSE_CONVS.map(|l| (c, l)))
+    {
         let x = uniform(200 + si as u32, s.in_len(), -1.0, 1.0);
         let w = uniform(300 + si as u32, s.weight_len(), -0.5, 0.5);
         let mut want = vec![0.0; s.out_len()];
@@ -368,7 +410,7 @@ fn conv_dense(ctx: &GpuContext) {
         let (xb, wb) = (ctx.upload("x", &x).unwrap(), ctx.upload("w", &w).unwrap());
         let ob = ctx.storage("out", s.out_len() + 5).unwrap();
         let mut rec = Recorder::new(ctx);
-        conv::conv2d(
+        launch(
             &mut rec,
             View::whole(&xb),
             View::whole(&wb),
@@ -381,7 +423,7 @@ fn conv_dense(ctx: &GpuContext) {
         // Each term rounds once (twice without FMA): error <= ~2 eps * sum |w x| * taps-depth;
         // 1e-5 relative to the absolute sum is well above that and far below a wrong tap.
         assert_close(
-            &format!("conv dense {s:?}"),
+            &format!("conv dense {name} {s:?}"),
             &got,
             &want,
             &abs_conv(&x, &w, s),
@@ -393,7 +435,11 @@ fn conv_dense(ctx: &GpuContext) {
 on_backends!(conv_dense);
 
 fn conv_spiking(ctx: &GpuContext) {
-    for (si, s) in conv_shapes().iter().enumerate() {
+    for ((si, s), (name, launch)) in conv_shapes()
+        .iter()
+        .enumerate()
+        .flat_map(|c| SPIKING_CONVS.map(|l| (c, l)))
+    {
         // ~30 % of inputs fire.
         let spikes: Vec<f32> = uniform(400 + si as u32, s.in_len(), 0.0, 1.0)
             .iter()
@@ -409,7 +455,7 @@ fn conv_spiking(ctx: &GpuContext) {
         );
         let ob = ctx.storage("out", s.out_len()).unwrap();
         let mut rec = Recorder::new(ctx);
-        conv::conv2d_spiking(
+        launch(
             &mut rec,
             View::whole(&pb),
             View::whole(&wb),
@@ -421,10 +467,48 @@ fn conv_spiking(ctx: &GpuContext) {
         let got = read_f32(ctx, &ob, s.out_len());
         let gb: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
         let wbits: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
-        assert_eq!(gb, wbits, "spiking conv {s:?} must be bit-exact");
+        assert_eq!(gb, wbits, "spiking conv {name} {s:?} must be bit-exact");
     }
 }
 on_backends!(conv_spiking);
+
+/// More than 65,535 column tiles: the tiled kernel's grid wraps its column tiles into z, and
+/// every output still lands once (a 1x1 convolution of one 2,049 x 2,049 plane). On the primary
+/// backend only: the grid is the host's arithmetic, and the plane is slow on GL.
+#[test]
+fn conv_grid_wraps() {
+    run(Backend::Primary, "conv_grid_wraps", |ctx| {
+        let s = cpu::conv::ConvShape {
+            n: 1,
+            cin: 1,
+            h: 2049,
+            w: 2049,
+            cout: 2,
+            k: 1,
+            stride: 1,
+            shift: false,
+        };
+        assert!(s.n * s.out_h() * s.out_w() > 65_535 * 64);
+        let x = uniform(600, s.in_len(), -1.0, 1.0);
+        let w = vec![0.5, -2.0];
+        let mut want = vec![0.0; s.out_len()];
+        cpu::conv::conv2d(&x, &w, &s, &mut want);
+        let (xb, wb) = (ctx.upload("x", &x).unwrap(), ctx.upload("w", &w).unwrap());
+        let ob = ctx.storage("out", s.out_len()).unwrap();
+        let mut rec = Recorder::new(ctx);
+        conv::conv2d(
+            &mut rec,
+            View::whole(&xb),
+            View::whole(&wb),
+            &s,
+            View::whole(&ob),
+        )
+        .unwrap();
+        submit(rec);
+        // One product per output, scaled by a power of two: exact on both sides.
+        assert_eq!(read_f32(ctx, &ob, s.out_len()), want);
+    });
+}
 
 // ---------------------------------------------------------------- batch norm
 

@@ -79,7 +79,7 @@ fn a_profiled_forward_pass_times_every_dispatch() {
         "{times:?}"
     );
     assert!(
-        count("conv::spiking") > 0 && count("conv::dense") == 1,
+        count("conv_gemm::spiking") > 0 && count("conv_gemm::dense") == 1,
         "{times:?}"
     );
     assert!(times.iter().all(|k| k.seconds >= 0.0 && k.dispatches > 0));

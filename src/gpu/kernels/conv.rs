@@ -1,5 +1,8 @@
 //! Convolutions on the device: the twin of `cpu::conv::conv2d` (dense f32 input) and its spiking
-//! variant reading a bit-packed LIF record.
+//! variant reading a bit-packed LIF record, as implicit GEMMs tiled in workgroup memory
+//! (`shaders/conv_gemm.wgsl`, what the engine runs). The direct kernels of `shaders/conv.wgsl`
+//! (one output per thread) stay as the baseline the benchmark measures them against
+//! ([`conv2d_direct`], [`conv2d_spiking_direct`]); both give the same results.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -60,6 +63,40 @@ fn params(s: &ConvShape, x_off: u32, w: View<'_>, out: View<'_>, kernel: &str) -
     })
 }
 
+/// The tiled kernels' parameters: the direct ones and the GEMM's N and K.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct GemmParams {
+    base: Params,
+    cols: u32,
+    kdim: u32,
+}
+
+fn gemm_params(
+    s: &ConvShape,
+    x_off: u32,
+    w: View<'_>,
+    out: View<'_>,
+    kernel: &str,
+) -> Result<GemmParams> {
+    Ok(GemmParams {
+        base: params(s, x_off, w, out, kernel)?,
+        cols: u32_of("images x output pixels", s.n * s.out_h() * s.out_w())?,
+        kdim: u32_of("cin x k x k", s.cin * s.k * s.k)?,
+    })
+}
+
+/// 64-column tiles over x (and z past 65,535), 32-channel tiles over y.
+fn gemm_grid(s: &ConvShape) -> [u32; 3] {
+    let tiles = (s.n * s.out_h() * s.out_w()).div_ceil(64).max(1);
+    let x = tiles.min(65_535);
+    [
+        x as u32,
+        s.cout.div_ceil(32) as u32,
+        tiles.div_ceil(x) as u32,
+    ]
+}
+
 fn grid(s: &ConvShape) -> [u32; 3] {
     [
         (s.out_h() * s.out_w()).div_ceil(64) as u32,
@@ -68,8 +105,53 @@ fn grid(s: &ConvShape) -> [u32; 3] {
     ]
 }
 
-/// `out [n, cout, Ho, Wo] = conv(x [n, cin, h, w], w [cout, cin, k, k])` per docs/design.md.
+/// `out [n, cout, Ho, Wo] = conv(x [n, cin, h, w], w [cout, cin, k, k])` per docs/design.md,
+/// as a tiled implicit GEMM.
 pub fn conv2d(
+    rec: &mut Recorder<'_>,
+    x: View<'_>,
+    w: View<'_>,
+    shape: &ConvShape,
+    out: View<'_>,
+) -> Result<()> {
+    const K: &str = "conv_gemm::dense";
+    let x = x.need("x", K, shape.n * shape.cin * shape.h * shape.w)?;
+    let p = gemm_params(shape, x.offset, w, out, K)?;
+    rec.dispatch(
+        KernelId::ConvGemmDense,
+        &p,
+        &[x.buffer, w.buffer, out.buffer],
+        gemm_grid(shape),
+    )
+}
+
+/// The same convolution with the input given as the bit-packed spike record of its `n` images
+/// (`[n][ceil(cin*h*w/32)]` words), unpacked to 0/1 while each tile is staged; bit-exact with the
+/// CPU's `conv2d` on the 0/1 f32 spikes.
+pub fn conv2d_spiking(
+    rec: &mut Recorder<'_>,
+    packed: View<'_>,
+    w: View<'_>,
+    shape: &ConvShape,
+    out: View<'_>,
+) -> Result<()> {
+    const K: &str = "conv_gemm::spiking";
+    let packed = packed.need(
+        "packed",
+        K,
+        shape.n * (shape.cin * shape.h * shape.w).div_ceil(32),
+    )?;
+    let p = gemm_params(shape, packed.offset, w, out, K)?;
+    rec.dispatch(
+        KernelId::ConvGemmSpiking,
+        &p,
+        &[w.buffer, out.buffer, packed.buffer],
+        gemm_grid(shape),
+    )
+}
+
+/// [`conv2d`] by the direct kernel (one output per thread, weights staged per channel).
+pub fn conv2d_direct(
     rec: &mut Recorder<'_>,
     x: View<'_>,
     w: View<'_>,
@@ -87,10 +169,9 @@ pub fn conv2d(
     )
 }
 
-/// The same convolution with the input given as the bit-packed spike record of its `n` images
-/// (`[n][ceil(cin*h*w/32)]` words): adds `w` only where a spike is set; bit-exact with the CPU's
-/// `conv2d` on the 0/1 f32 spikes.
-pub fn conv2d_spiking(
+/// [`conv2d_spiking`] by the direct kernel (one output per thread, a weight added only where a
+/// spike is set).
+pub fn conv2d_spiking_direct(
     rec: &mut Recorder<'_>,
     packed: View<'_>,
     w: View<'_>,
