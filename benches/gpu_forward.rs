@@ -12,8 +12,8 @@
 //! 2 x conv MACs / time. `MSENAS_PEAK_GFLOPS` (the card's FP32 peak, which wgpu cannot read)
 //! adds the fraction of peak.
 //!
-//! `conv_kernels`: the convolution kernels alone, a cell's 3x3 spiking convolution and the
-//! stem's dense one at each scale, `MSENAS_BENCH_CONV_REPS` dispatches (default 20; 3 on a CPU
+//! `conv_kernels`: the convolution kernels alone at each scale: a cell's 3x3 convolution
+//! forward (spikes in), its input and weight gradients, and the stem's dense forward; each `MSENAS_BENCH_CONV_REPS` dispatches (default 20; 3 on a CPU
 //! adapter) in one timed submission, the tiled implicit GEMM the engine runs against the direct
 //! kernel it replaced (the baseline), GFLOP/s from timestamps (wall clock without them).
 //!
@@ -30,7 +30,7 @@ use std::time::Instant;
 use msenas::cpu::{self, ForwardOptions};
 use msenas::fitness::{population_stats, PopulationSpikes};
 use msenas::genome::SearchSpace;
-use msenas::gpu::kernels::conv;
+use msenas::gpu::kernels::{conv, grad};
 use msenas::gpu::{
     memory_bytes, DeviceChoice, GpuContext, GpuExecutor, Job, Outputs, Recorder, View,
 };
@@ -241,36 +241,18 @@ fn bench_scale(
     })
 }
 
-type ConvLauncher = fn(
-    &mut Recorder<'_>,
-    View<'_>,
-    View<'_>,
-    &cpu::conv::ConvShape,
-    View<'_>,
-) -> msenas::Result<()>;
+/// Records one dispatch (or two) of a kernel under test.
+type Launch<'a> = Box<dyn Fn(&mut Recorder<'_>) -> msenas::Result<()> + 'a>;
 
-/// Seconds of `reps` dispatches of `launch` in one submission: GPU timestamps where the
-/// adapter has them, else wall clock around submit and read-back. One untimed warm-up first.
-fn time_conv(
-    ctx: &GpuContext,
-    launch: ConvLauncher,
-    x: &wgpu::Buffer,
-    w: &wgpu::Buffer,
-    s: &cpu::conv::ConvShape,
-    reps: usize,
-) -> msenas::Result<f64> {
-    let out = ctx.storage("conv out", s.out_len() + 4)?;
-    let stamps = View::new(&out, s.out_len(), 4);
+/// Seconds of `reps` launches in one submission: GPU timestamps where the adapter has them,
+/// else wall clock around submit and read-back. One untimed warm-up first.
+fn time_launch(ctx: &GpuContext, launch: &Launch<'_>, reps: usize) -> msenas::Result<f64> {
+    let stamps_buf = ctx.storage("stamps", 4)?;
+    let stamps = View::whole(&stamps_buf);
     for n in [1, reps] {
         let mut rec = Recorder::new(ctx);
         for _ in 0..n {
-            launch(
-                &mut rec,
-                View::whole(x),
-                View::whole(w),
-                s,
-                View::new(&out, 0, s.out_len()),
-            )?;
+            launch(&mut rec)?;
         }
         let t0 = Instant::now();
         rec.submit_timed(Some(stamps))?;
@@ -290,75 +272,122 @@ fn time_conv(
     unreachable!("the loop returns on its last round")
 }
 
-/// The tiled and direct convolution kernels on one layer shape; `spiking` feeds a bit-packed
-/// record at a 20 % firing rate, otherwise dense f32 input.
+/// Which convolution kernel a row measures.
+#[derive(Clone, Copy)]
+enum ConvKind {
+    /// Forward, reading bit-packed spikes (20 % firing).
+    Spiking,
+    /// Forward, reading dense f32.
+    Dense,
+    /// Input gradient.
+    Input,
+    /// Weight gradient.
+    Weight,
+}
+
+/// The tiled kernel the engine runs against the direct one it replaced, on one layer shape.
 fn conv_layer(
     ctx: &GpuContext,
     name: &str,
     s: &cpu::conv::ConvShape,
-    spiking: bool,
+    kind: ConvKind,
     reps: usize,
     peak: Option<f64>,
 ) -> Value {
-    let dense: Vec<f32> = (0..s.in_len() as u32)
-        .map(|i| {
-            let u = cpu::rng::unit(i, 11);
-            if spiking {
-                (u < 0.2) as u8 as f32
-            } else {
-                u * 2.0 - 1.0
+    let run = || -> msenas::Result<Value> {
+        let unit = |n: usize, seed: u32| -> Vec<f32> {
+            (0..n as u32)
+                .map(|i| cpu::rng::unit(i, seed) * 2.0 - 1.0)
+                .collect()
+        };
+        let spikes: Vec<f32> = (0..s.in_len() as u32)
+            .map(|i| (cpu::rng::unit(i, 11) < 0.2) as u8 as f32)
+            .collect();
+        let x = match kind {
+            ConvKind::Spiking => ctx.upload(
+                "packed",
+                &cpu::lif::pack_spikes(&spikes, 1, s.n, s.cin * s.h * s.w),
+            )?,
+            ConvKind::Weight => ctx.upload("x", &spikes)?,
+            ConvKind::Dense => ctx.upload("x", &unit(s.in_len(), 13))?,
+            ConvKind::Input => ctx.upload("gy", &unit(s.out_len(), 13))?,
+        };
+        let w = match kind {
+            ConvKind::Weight => ctx.upload("gy", &unit(s.out_len(), 12))?,
+            _ => ctx.upload("w", &unit(s.weight_len(), 12))?,
+        };
+        let out_len = match kind {
+            ConvKind::Spiking | ConvKind::Dense => s.out_len(),
+            ConvKind::Input => s.in_len(),
+            ConvKind::Weight => s.weight_len(),
+        };
+        let out = ctx.storage("out", out_len)?;
+        // As the trainer gives it: a buffer of the layer's largest activation.
+        let scratch = ctx.storage("scratch", s.in_len().max(s.out_len()))?;
+        let (xv, wv, ov) = (View::whole(&x), View::whole(&w), View::whole(&out));
+        let launchers: [(&str, Launch<'_>); 2] = match kind {
+            ConvKind::Spiking => [
+                (
+                    "tiled",
+                    Box::new(move |r| conv::conv2d_spiking(r, xv, wv, s, ov)),
+                ),
+                (
+                    "direct",
+                    Box::new(move |r| conv::conv2d_spiking_direct(r, xv, wv, s, ov)),
+                ),
+            ],
+            ConvKind::Dense => [
+                ("tiled", Box::new(move |r| conv::conv2d(r, xv, wv, s, ov))),
+                (
+                    "direct",
+                    Box::new(move |r| conv::conv2d_direct(r, xv, wv, s, ov)),
+                ),
+            ],
+            ConvKind::Input => [
+                (
+                    "tiled",
+                    Box::new(move |r| grad::conv2d_backward_input(r, xv, wv, s, ov)),
+                ),
+                (
+                    "direct",
+                    Box::new(move |r| grad::conv2d_backward_input_direct(r, xv, wv, s, ov)),
+                ),
+            ],
+            ConvKind::Weight => {
+                let sv = View::whole(&scratch);
+                [
+                    (
+                        "tiled",
+                        Box::new(move |r| grad::conv2d_backward_weight(r, xv, wv, s, ov, sv)),
+                    ),
+                    (
+                        "direct",
+                        Box::new(move |r| grad::conv2d_backward_weight_direct(r, xv, wv, s, ov)),
+                    ),
+                ]
             }
-        })
-        .collect();
-    let w: Vec<f32> = (0..s.weight_len() as u32)
-        .map(|i| cpu::rng::unit(i, 12) - 0.5)
-        .collect();
-    let x = if spiking {
-        ctx.upload(
-            "packed",
-            &cpu::lif::pack_spikes(&dense, 1, s.n, s.cin * s.h * s.w),
-        )
-    } else {
-        ctx.upload("x", &dense)
-    };
-    let (x, wb) = match (x, ctx.upload("w", &w)) {
-        (Ok(x), Ok(wb)) => (x, wb),
-        (Err(e), _) | (_, Err(e)) => return json!({ "layer": name, "error": e.to_string() }),
-    };
-    let launchers: [(&str, ConvLauncher); 2] = if spiking {
-        [
-            ("tiled", conv::conv2d_spiking),
-            ("direct", conv::conv2d_spiking_direct),
-        ]
-    } else {
-        [("tiled", conv::conv2d), ("direct", conv::conv2d_direct)]
-    };
-    let flops = 2.0 * (s.out_len() * s.cin * s.k * s.k) as f64 * reps as f64;
-    let mut row = json!({
-        "layer": name,
-        "shape": { "images": s.n, "cin": s.cin, "cout": s.cout, "h": s.h, "w": s.w, "k": s.k, "stride": s.stride },
-        "input": if spiking { "bit-packed spikes, 20% firing" } else { "dense f32" },
-        "reps": reps,
-    });
-    let mut secs = Vec::new();
-    for (kernel, launch) in launchers {
-        match time_conv(ctx, launch, &x, &wb, s, reps) {
-            Ok(t) => {
-                let gflops = flops / t * 1e-9;
-                row[kernel] = json!({
-                    "seconds": t,
-                    "gflops": gflops,
-                    "fraction_of_peak": peak.map(|p| gflops / p),
-                });
-                secs.push(t);
-            }
-            Err(e) => row[kernel] = json!({ "error": e.to_string() }),
+        };
+        let flops = 2.0 * (s.out_len() * s.cin * s.k * s.k) as f64 * reps as f64;
+        let mut row = json!({
+            "layer": name,
+            "shape": { "images": s.n, "cin": s.cin, "cout": s.cout, "h": s.h, "w": s.w, "k": s.k, "stride": s.stride },
+            "reps": reps,
+        });
+        let mut secs = Vec::new();
+        for (kernel, launch) in &launchers {
+            let t = time_launch(ctx, launch, reps)?;
+            let gflops = flops / t * 1e-9;
+            row[*kernel] = json!({
+                "seconds": t,
+                "gflops": gflops,
+                "fraction_of_peak": peak.map(|p| gflops / p),
+            });
+            secs.push(t);
         }
-    }
-    if let [tiled, direct] = secs[..] {
-        row["tiled_speedup"] = json!(direct / tiled);
-    }
-    row
+        row["tiled_speedup"] = json!(secs[1] / secs[0]);
+        Ok(row)
+    };
+    run().unwrap_or_else(|e| json!({ "layer": name, "error": e.to_string() }))
 }
 
 /// The convolution kernels of each scale: a cell's 3x3 spiking convolution (width in and out)
@@ -381,9 +410,14 @@ fn conv_kernels(ctx: &GpuContext, scales: &[Scale], reps: usize, peak: Option<f6
             cin: s.in_ch,
             ..cell
         };
-        for (layer, shape, spiking) in [("cell 3x3", cell, true), ("stem 3x3", stem, false)] {
+        for (layer, shape, kind) in [
+            ("cell 3x3 forward (spikes in)", cell, ConvKind::Spiking),
+            ("stem 3x3 forward (dense in)", stem, ConvKind::Dense),
+            ("cell 3x3 input gradient", cell, ConvKind::Input),
+            ("cell 3x3 weight gradient", cell, ConvKind::Weight),
+        ] {
             let name = format!("{} {layer}", s.name);
-            let row = conv_layer(ctx, &name, &shape, spiking, reps, peak);
+            let row = conv_layer(ctx, &name, &shape, kind, reps, peak);
             eprintln!("{row}");
             rows.push(row);
         }

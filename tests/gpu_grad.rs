@@ -237,11 +237,46 @@ fn conv_shapes() -> Vec<cpu::ConvShape> {
         stride: 2,
         shift: true,
     });
+    // The tiled input gradient's edges: two 32-channel tiles with a ragged last one, pixel
+    // tiles that cross images, K = cout * k * k in a ragged number of 16-deep chunks.
+    v.push(cpu::ConvShape {
+        n: 3,
+        cin: 37,
+        h: 5,
+        w: 6,
+        cout: 5,
+        k: 3,
+        stride: 1,
+        shift: false,
+    });
+    v.push(cpu::ConvShape {
+        n: 2,
+        cin: 33,
+        h: 7,
+        w: 9,
+        cout: 3,
+        k: 5,
+        stride: 2,
+        shift: true,
+    });
     v
 }
 
+/// The input-gradient launchers under test: the tiled implicit GEMM (what the trainer runs)
+/// and the direct kernel (the benchmark's baseline).
+type InputGrad =
+    fn(&mut Recorder<'_>, View<'_>, View<'_>, &cpu::ConvShape, View<'_>) -> msenas::Result<()>;
+const INPUT_GRADS: [(&str, InputGrad); 2] = [
+    ("tiled", grad::conv2d_backward_input),
+    ("direct", grad::conv2d_backward_input_direct),
+];
+
 fn conv_backward_input(ctx: &GpuContext) {
-    for (si, s) in conv_shapes().iter().enumerate() {
+    for ((si, s), (name, launch)) in conv_shapes()
+        .iter()
+        .enumerate()
+        .flat_map(|c| INPUT_GRADS.map(|l| (c, l)))
+    {
         let gy = uniform(40 + si as u32, s.out_len(), -1.0, 1.0);
         let w = uniform(60 + si as u32, s.weight_len(), -0.5, 0.5);
         let mut want = vec![0.0; s.in_len()];
@@ -249,7 +284,7 @@ fn conv_backward_input(ctx: &GpuContext) {
         let (gyb, wb) = (up(ctx, &gy), up(ctx, &w));
         let gxb = out_buf(ctx, 7, s.in_len());
         let mut rec = Recorder::new(ctx);
-        grad::conv2d_backward_input(
+        launch(
             &mut rec,
             View::whole(&gyb),
             View::whole(&wb),
@@ -259,7 +294,7 @@ fn conv_backward_input(ctx: &GpuContext) {
         .unwrap();
         submit(rec);
         assert_bits(
-            &format!("conv2d_backward_input {s:?}"),
+            &format!("conv2d_backward_input {name} {s:?}"),
             &read(ctx, &gxb, 7, s.in_len()),
             &want,
         );
@@ -270,7 +305,21 @@ on_backends!(conv_backward_input);
 
 fn conv_backward_weight(ctx: &GpuContext) {
     let mut worst = 0.0f32;
-    for (si, s) in conv_shapes().iter().enumerate() {
+    let mut shapes = conv_shapes();
+    // 2,048 output positions: the tiled kernel cuts them into 8 slices when the scratch holds
+    // them, and the 40 output channels take two channel tiles.
+    shapes.push(cpu::ConvShape {
+        n: 8,
+        cin: 3,
+        h: 16,
+        w: 16,
+        cout: 40,
+        k: 3,
+        stride: 1,
+        shift: false,
+    });
+    let mut splits_seen = 0;
+    for (si, s) in shapes.iter().enumerate() {
         let x = uniform(80 + si as u32, s.in_len(), -1.0, 1.0);
         let gy = uniform(90 + si as u32, s.out_len(), -1.0, 1.0);
         let mut want = vec![0.0; s.weight_len()];
@@ -279,29 +328,53 @@ fn conv_backward_weight(ctx: &GpuContext) {
         let mut scale = vec![0.0; s.weight_len()];
         cgrad::conv2d_backward_weight(&abs(&x), &abs(&gy), s, &mut scale);
         let (xb, gyb) = (up(ctx, &x), up(ctx, &gy));
-        let gwb = out_buf(ctx, 4, s.weight_len());
-        let mut rec = Recorder::new(ctx);
-        grad::conv2d_backward_weight(
-            &mut rec,
-            View::whole(&xb),
-            View::whole(&gyb),
-            s,
-            View::new(&gwb, 4, s.weight_len()),
-        )
-        .unwrap();
-        submit(rec);
-        let got = read(ctx, &gwb, 4, s.weight_len());
-        // f32 sums of at most a few hundred terms in two different orders: each within
-        // ~(terms per thread + tree depth) * eps of the |terms| sum, far below 1e-5.
-        worst = worst.max(assert_close(
-            &format!("conv2d_backward_weight {s:?}"),
-            &got,
-            &want,
-            &scale,
-            1e-5,
-            1e-30,
-        ));
+        let scratch = out_buf(ctx, 0, 64 * s.weight_len());
+        // Tiled with room for slices (twice: the same bits), tiled in one slice, direct.
+        let mut runs: Vec<Vec<f32>> = Vec::new();
+        for variant in 0..4 {
+            let gwb = out_buf(ctx, 4, s.weight_len());
+            let gw = View::new(&gwb, 4, s.weight_len());
+            let mut rec = Recorder::new(ctx);
+            let (xv, gyv) = (View::whole(&xb), View::whole(&gyb));
+            match variant {
+                0 | 1 => {
+                    grad::conv2d_backward_weight(&mut rec, xv, gyv, s, gw, View::whole(&scratch))
+                }
+                2 => grad::conv2d_backward_weight(
+                    &mut rec,
+                    xv,
+                    gyv,
+                    s,
+                    gw,
+                    View::new(&scratch, 0, 0),
+                ),
+                _ => grad::conv2d_backward_weight_direct(&mut rec, xv, gyv, s, gw),
+            }
+            .unwrap();
+            let c0 = ctx.counters();
+            submit(rec);
+            let dispatches = ctx.counters().since(c0).dispatches;
+            // More than 256 positions and room in the scratch: slices, then their sum.
+            let sliced = variant < 2 && s.n * s.out_h() * s.out_w() > 256;
+            assert_eq!(dispatches, if sliced { 2 } else { 1 }, "{variant} {s:?}");
+            splits_seen += usize::from(sliced);
+            let got = read(ctx, &gwb, 4, s.weight_len());
+            // f32 sums of at most a few thousand terms in different orders: each within
+            // ~(terms per thread + slices + tree depth) * eps of the |terms| sum, below 1e-5.
+            worst = worst.max(assert_close(
+                &format!("conv2d_backward_weight variant {variant} {s:?}"),
+                &got,
+                &want,
+                &scale,
+                1e-5,
+                1e-30,
+            ));
+            runs.push(got);
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(bits(&runs[0]), bits(&runs[1]), "split-K is deterministic");
     }
+    assert!(splits_seen >= 4, "shapes cut into slices: {splits_seen}");
     eprintln!("conv2d_backward_weight: max |diff| / sum|terms| over all shapes {worst:e}");
 }
 on_backends!(conv_backward_weight);

@@ -652,12 +652,14 @@ impl GpuTrainer {
                 }
                 Op::Conv { x, weight, .. } => {
                     let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
+                    // The scratch buffer is free between ops: split-K partials go there.
                     grad::conv2d_backward_weight(
                         rec,
                         self.val(*x, b),
                         gy,
                         &shape,
                         self.gparam(*weight),
+                        View::whole(&self.scratch),
                     )?;
                     if has(*x) {
                         let w = self.param(*weight);

@@ -212,9 +212,22 @@ fn conv_params(s: &ConvShape, a_off: u32, b_off: u32, out_off: u32) -> ConvGradP
     }
 }
 
+/// The tiled gradient kernels' parameters: the direct ones and the GEMM's N and K.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ConvGemmParams {
+    base: ConvGradParams,
+    cols: u32,
+    kdim: u32,
+    splits: u32,
+    split_len: u32,
+    _pad: [u32; 2],
+}
+
 /// Input gradient of `conv::conv2d`, the twin of `cpu::grad::conv2d_backward_input`: `gy`
-/// [n, cout, Ho, Wo] and `w` [cout, cin, k, k] -> `gx` [n, cin, h, w] (overwritten). Each `gx`
-/// element sums its terms in the CPU's order (o, dy, dx), so the result is bit-identical.
+/// [n, cout, Ho, Wo] and `w` [cout, cin, k, k] -> `gx` [n, cin, h, w] (overwritten), as a tiled
+/// implicit GEMM (`shaders/grad_conv_gemm.wgsl`). Each `gx` element sums its terms in the CPU's
+/// order (o, dy, dx) with unfused products, so the result is bit-identical.
 pub fn conv2d_backward_input(
     rec: &mut Recorder<'_>,
     gy: View<'_>,
@@ -223,6 +236,44 @@ pub fn conv2d_backward_input(
     gx: View<'_>,
 ) -> Result<()> {
     const K: &str = "grad::conv2d_backward_input";
+    conv_check(s, K)?;
+    let gy = gy.need("gy", K, s.out_len())?;
+    let w = w.need("w", K, s.weight_len())?;
+    let gx = gx.need("gx", K, s.in_len())?;
+    disjoint(K, &[("gy", gy), ("w", w)], &[("gx", gx)])?;
+    let p = ConvGemmParams {
+        base: conv_params(s, gy.offset, w.offset, gx.offset),
+        cols: u32_of("images x input pixels", s.n * s.h * s.w)?,
+        kdim: u32_of("cout x k x k", s.cout * s.k * s.k)?,
+        splits: 1,
+        split_len: 0,
+        _pad: [0; 2],
+    };
+    // 64-pixel tiles over x (and z past 65,535), 32-channel tiles over y.
+    let tiles = (s.n * s.h * s.w).div_ceil(64).max(1);
+    let x = tiles.min(65_535);
+    rec.dispatch(
+        KernelId::GradConvGemmInput,
+        &p,
+        &[gy.buffer, w.buffer, gx.buffer],
+        [
+            x as u32,
+            s.cin.div_ceil(32) as u32,
+            tiles.div_ceil(x) as u32,
+        ],
+    )
+}
+
+/// [`conv2d_backward_input`] by the direct kernel (one `gx` element per thread, weights staged
+/// per input channel): the benchmark's baseline, with the same bits.
+pub fn conv2d_backward_input_direct(
+    rec: &mut Recorder<'_>,
+    gy: View<'_>,
+    w: View<'_>,
+    s: &ConvShape,
+    gx: View<'_>,
+) -> Result<()> {
+    const K: &str = "grad::conv2d_backward_input_direct";
     conv_check(s, K)?;
     let gy = gy.need("gy", K, s.out_len())?;
     let w = w.need("w", K, s.weight_len())?;
@@ -237,18 +288,90 @@ pub fn conv2d_backward_input(
     )
 }
 
+/// How many slices [`conv2d_backward_weight`] cuts the sum over `positions` into: enough for
+/// about 1,024 workgroups over `tiles` output tiles, each slice at least 256 positions, the
+/// partial tiles (`per_slice` floats each) fitting in `scratch` floats; and the slice length.
+/// No slice is empty.
+fn weight_splits(positions: usize, tiles: usize, per_slice: usize, scratch: usize) -> (u32, u32) {
+    let splits = 1024usize
+        .div_ceil(tiles.max(1))
+        .min(positions.div_ceil(256))
+        .min(scratch / per_slice.max(1))
+        .clamp(1, 65_535);
+    let len = positions.div_ceil(splits).max(1);
+    (positions.div_ceil(len).max(1) as u32, len as u32)
+}
+
 /// Weight gradient of `conv::conv2d`, the twin of `cpu::grad::conv2d_backward_weight`: `x`
-/// [n, cin, h, w] and `gy` [n, cout, Ho, Wo] -> `gw` [cout, cin, k, k] (overwritten). One
-/// workgroup per (output, input) channel pair reduces over images and output positions by a
-/// fixed tree: deterministic, and within f32 rounding of the CPU's order.
+/// [n, cin, h, w] and `gy` [n, cout, Ho, Wo] -> `gw` [cout, cin, k, k] (overwritten), as a tiled
+/// implicit GEMM over the images' output positions (`shaders/grad_conv_gemm.wgsl`). When
+/// `scratch` (disjoint from the rest; may be empty) holds them, the positions are cut into
+/// slices summed by separate workgroups into partial tiles there and then added in slice order
+/// (split-K): deterministic for a given shape and scratch size, and within f32 rounding of the
+/// CPU's order.
 pub fn conv2d_backward_weight(
     rec: &mut Recorder<'_>,
     x: View<'_>,
     gy: View<'_>,
     s: &ConvShape,
     gw: View<'_>,
+    scratch: View<'_>,
 ) -> Result<()> {
     const K: &str = "grad::conv2d_backward_weight";
+    conv_check(s, K)?;
+    let x = x.need("x", K, s.in_len())?;
+    let gy = gy.need("gy", K, s.out_len())?;
+    let gw = gw.need("gw", K, s.weight_len())?;
+    let cols = s.cin * s.k * s.k;
+    let positions = s.n * s.out_h() * s.out_w();
+    let tiles = cols.div_ceil(64) * s.cout.div_ceil(32);
+    let (splits, split_len) = weight_splits(positions, tiles, s.weight_len(), scratch.len as usize);
+    let dest = if splits > 1 {
+        let sc = scratch.slice(0, splits as usize * s.weight_len());
+        disjoint(K, &[("x", x), ("gy", gy)], &[("scratch", sc)])?;
+        disjoint(K, &[("scratch", sc)], &[("gw", gw)])?;
+        sc
+    } else {
+        gw
+    };
+    disjoint(K, &[("x", x), ("gy", gy)], &[("gw", gw)])?;
+    let mut p = ConvGemmParams {
+        base: conv_params(s, x.offset, gy.offset, dest.offset),
+        cols: u32_of("cin x k x k", cols)?,
+        kdim: u32_of("images x output pixels", positions)?,
+        splits,
+        split_len,
+        _pad: [0; 2],
+    };
+    rec.dispatch(
+        KernelId::GradConvGemmWeight,
+        &p,
+        &[x.buffer, gy.buffer, dest.buffer],
+        [cols.div_ceil(64) as u32, s.cout.div_ceil(32) as u32, splits],
+    )?;
+    if splits > 1 {
+        p.base.a_off = dest.offset;
+        p.base.out_off = gw.offset;
+        rec.dispatch(
+            KernelId::GradConvGemmSumSplits,
+            &p,
+            &[dest.buffer, gw.buffer],
+            grid_1d(s.weight_len(), 256),
+        )?;
+    }
+    Ok(())
+}
+
+/// [`conv2d_backward_weight`] by the direct kernel (one workgroup per (output, input) channel
+/// pair reducing over images and output positions by a fixed tree): the benchmark's baseline.
+pub fn conv2d_backward_weight_direct(
+    rec: &mut Recorder<'_>,
+    x: View<'_>,
+    gy: View<'_>,
+    s: &ConvShape,
+    gw: View<'_>,
+) -> Result<()> {
+    const K: &str = "grad::conv2d_backward_weight_direct";
     conv_check(s, K)?;
     let x = x.need("x", K, s.in_len())?;
     let gy = gy.need("gy", K, s.out_len())?;
