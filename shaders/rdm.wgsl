@@ -22,13 +22,17 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> dot_out: array<atomic<u32>>;
 
 // A 16 x 16 tile of sample pairs per workgroup; the 16 + 16 rows are staged CHUNK words at a time:
-// 2 * 16 * 64 * 4 B = 8 KiB of workgroup memory (half the 16 KiB default, so two workgroups can
-// share a compute unit). Each staged word is reused 16 times from workgroup memory.
+// 2 * 16 * 65 * 4 B = 8.1 KiB of workgroup memory (half the 16 KiB default, so two workgroups can
+// share a compute unit). Each staged word is reused 16 times from workgroup memory. Staged rows
+// are ROW = CHUNK + 1 words apart: the 16 threads of a row of the tile read word w of 16
+// different j rows at once, which a stride of 64 words would put in one bank (a 16-way
+// conflict); with 65 they fall in 16 different banks.
 // Dispatch: x = ceil(B / 16) (j tiles), y = ceil(B / 16) (i tiles), z = T.
 const TILE: u32 = 16u;
 const CHUNK: u32 = 64u;
-var<workgroup> rows_i: array<u32, 1024>;
-var<workgroup> rows_j: array<u32, 1024>;
+const ROW: u32 = 65u;
+var<workgroup> rows_i: array<u32, 1040>;
+var<workgroup> rows_j: array<u32, 1040>;
 
 // Sum over the CHUNK words from w0 of op(row i at step ti, row j at step tj) for this thread's
 // pair, with op = XOR (Hamming) or AND (inner product of spike rows). Called in uniform control
@@ -52,18 +56,18 @@ fn pair_chunk(
             if w < p.words && j0 + r < p.batch {
                 b = rec[base_j + (j0 + r) * p.words + w];
             }
-            rows_i[e] = a;
-            rows_j[e] = b;
+            rows_i[r * ROW + e % CHUNK] = a;
+            rows_j[r * ROW + e % CHUNK] = b;
         }
         workgroupBarrier();
         // Zero padding past the row's end gives zero under XOR and AND: no bound check here.
         if use_and {
             for (var w = 0u; w < CHUNK; w++) {
-                acc += countOneBits(rows_i[lid.y * CHUNK + w] & rows_j[lid.x * CHUNK + w]);
+                acc += countOneBits(rows_i[lid.y * ROW + w] & rows_j[lid.x * ROW + w]);
             }
         } else {
             for (var w = 0u; w < CHUNK; w++) {
-                acc += countOneBits(rows_i[lid.y * CHUNK + w] ^ rows_j[lid.x * CHUNK + w]);
+                acc += countOneBits(rows_i[lid.y * ROW + w] ^ rows_j[lid.x * ROW + w]);
             }
         }
         workgroupBarrier();
