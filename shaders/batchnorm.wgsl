@@ -20,6 +20,10 @@ struct Params {
     beta_off: u32,  // in `affine`
     gate: u32,     // 0 none, 1 excitatory max(z, 0), 2 inhibitory min(z, 0)
     eps: f32,
+    slices: u32,      // `stats`: workgroups per channel (1: the statistics in one pass)
+    slice_len: u32,   // `stats`: values per slice
+    scratch_off: u32, // `stats`: per-slice (mean, M2) pairs in stats_out, [c][slices][2]
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,8 +33,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read> affine: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-// One workgroup of 256 per channel: each thread sums a strided share of the channel's n * hw
-// values, then a tree over 256 partials (1 KiB of workgroup memory) finishes the sum.
+// `slices` workgroups of 256 per channel, each over a contiguous slice of the channel's n * hw
+// values: each thread sums a strided share of its slice, then a tree over 256 partials (1 KiB of
+// workgroup memory) finishes the sum.
 var<workgroup> partial: array<f32, 256>;
 
 fn value_at(c: u32, q: u32) -> f32 {
@@ -53,7 +58,10 @@ fn tree_sum(lid: u32, v: f32) -> f32 {
     return total;
 }
 
-// Dispatch: x = C.
+// The slice's mean and its sum of squared deviations from it (two passes). With one slice these
+// are the channel's statistics, written as mean and var; with more, the pair goes to the scratch
+// part of stats_out and `stats_combine` merges the slices.
+// Dispatch: x = C, y = slices.
 @compute @workgroup_size(256)
 fn stats(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -61,21 +69,61 @@ fn stats(
 ) {
     let c = wg.x;
     let count = p.n * p.hw;
+    let begin = wg.y * p.slice_len;
+    let end = min(count, begin + p.slice_len);
+    let len = f32(end - begin);
     var s = 0.0;
-    for (var q = lid; q < count; q += 256u) {
+    for (var q = begin + lid; q < end; q += 256u) {
         s += value_at(c, q);
     }
-    let mean = tree_sum(lid, s) / f32(count);
+    let mean = tree_sum(lid, s) / len;
     var ss = 0.0;
-    for (var q = lid; q < count; q += 256u) {
+    for (var q = begin + lid; q < end; q += 256u) {
         let d = value_at(c, q) - mean;
         ss += d * d;
     }
-    let var_ = tree_sum(lid, ss) / f32(count);
+    let m2 = tree_sum(lid, ss);
     if lid == 0u {
-        stats_out[p.mean_off + c] = mean;
-        stats_out[p.var_off + c] = var_;
+        if p.slices == 1u {
+            stats_out[p.mean_off + c] = mean;
+            stats_out[p.var_off + c] = m2 / len;
+        } else {
+            let at = p.scratch_off + 2u * (c * p.slices + wg.y);
+            stats_out[at] = mean;
+            stats_out[at + 1u] = m2;
+        }
     }
+}
+
+// Merges a channel's slices in slice order (Chan et al.'s pairwise update: the mean moves by the
+// slice's difference weighted by its share, M2 adds the slice's M2 and the between-slice term),
+// so the statistics do not depend on scheduling. One thread per channel.
+// Dispatch: x = ceil(C / 64).
+@compute @workgroup_size(64)
+fn stats_combine(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let c = wg.x * 64u + lid;
+    if c >= p.c {
+        return;
+    }
+    let count = p.n * p.hw;
+    var n_a = 0.0;
+    var mean = 0.0;
+    var m2 = 0.0;
+    for (var s = 0u; s < p.slices; s++) {
+        let begin = s * p.slice_len;
+        let n_b = f32(min(count, begin + p.slice_len) - begin);
+        let at = p.scratch_off + 2u * (c * p.slices + s);
+        let n_ab = n_a + n_b;
+        let delta = stats_out[at] - mean;
+        mean += delta * (n_b / n_ab);
+        m2 += stats_out[at + 1u] + delta * delta * (n_a * n_b / n_ab);
+        n_a = n_ab;
+    }
+    stats_out[p.mean_off + c] = mean;
+    stats_out[p.var_off + c] = m2 / f32(count);
 }
 
 //! import shared/grid.wgsl

@@ -513,29 +513,51 @@ fn conv_grid_wraps() {
 // ---------------------------------------------------------------- batch norm
 
 fn batchnorm_stats_and_apply(ctx: &GpuContext) {
-    // (n images, c, hw): odd sizes, and one channel with more values than 256 threads.
-    for (si, &(n, c, hw)) in [(3, 5, 7), (6, 2, 49), (1, 1, 1)].iter().enumerate() {
+    // (n images, c, hw): odd sizes, one channel with more values than 256 threads, and
+    // channels of 20,000 and 1,100,000 values, cut into 1 and 64 slices with a scratch.
+    for (si, &(n, c, hw)) in [
+        (3, 5, 7),
+        (6, 2, 49),
+        (1, 1, 1),
+        (40, 3, 500),
+        (1100, 2, 1000),
+    ]
+    .iter()
+    .enumerate()
+    {
         let x = uniform(600 + si as u32, n * c * hw, -2.0, 3.0);
         let (mean, var) = cpu::batchnorm::bn_stats(&x, n, c, hw);
         let xb = ctx.upload("x", &x).unwrap();
-        let stats = ctx.storage("stats", 2 * c + 1).unwrap();
-        let mut rec = Recorder::new(ctx);
-        batchnorm::bn_stats(
-            &mut rec,
-            View::whole(&xb),
-            n,
-            c,
-            hw,
-            View::new(&stats, 1, c),
-            View::new(&stats, 1 + c, c),
-        )
-        .unwrap();
-        submit(rec);
-        let st = read_f32(ctx, &stats, 2 * c + 1);
-        let ones = vec![1.0; c];
-        // f32 sums of n*hw values against the CPU's f64: relative 1e-5 of the data's scale (3).
-        assert_close("bn mean", &st[1..1 + c], &mean, &ones, 3e-5, 1e-6);
-        assert_close("bn var", &st[1 + c..], &var, &var, 1e-4, 1e-6);
+        let scratch = batchnorm::stats_scratch_len(c);
+        let stats = ctx.storage("stats", 2 * c + 1 + scratch).unwrap();
+        let mut results = Vec::new();
+        // With the slices' scratch (twice: the same bits) and without (one slice).
+        for room in [scratch, scratch, 0] {
+            let mut rec = Recorder::new(ctx);
+            batchnorm::bn_stats(
+                &mut rec,
+                View::whole(&xb),
+                n,
+                c,
+                hw,
+                View::new(&stats, 1, c),
+                View::new(&stats, 1 + c, c),
+                View::new(&stats, 1 + 2 * c, room),
+            )
+            .unwrap();
+            let c0 = ctx.counters();
+            submit(rec);
+            let sliced = room > 0 && n * hw >= 2 * 16_384;
+            assert_eq!(ctx.counters().since(c0).dispatches, 1 + u64::from(sliced));
+            let st = read_f32(ctx, &stats, 2 * c + 1);
+            let ones = vec![1.0; c];
+            // f32 sums of n*hw values against the CPU's f64: relative 1e-5 of the data's
+            // scale (3) for up to a few hundred terms per thread and slice.
+            assert_close("bn mean", &st[1..1 + c], &mean, &ones, 3e-5, 1e-6);
+            assert_close("bn var", &st[1 + c..], &var, &var, 1e-4, 1e-6);
+            results.push(st.iter().map(|v| v.to_bits()).collect::<Vec<u32>>());
+        }
+        assert_eq!(results[0], results[1], "deterministic");
 
         // Normalise with the CPU's statistics so only the apply pass is compared.
         let gamma = uniform(700 + si as u32, c, 0.5, 1.5);

@@ -166,7 +166,8 @@ pub fn memory_bytes(plan: &Plan, t: usize, b: usize) -> u64 {
             }
         }
         if let Op::BatchNorm { bn, .. } = op {
-            peak = peak.max(live + class_bytes(2 * plan.bn_channels[*bn]));
+            let c = plan.bn_channels[*bn];
+            peak = peak.max(live + class_bytes(2 * c + batchnorm::stats_scratch_len(c)));
         }
         peak = peak.max(live);
         let mut freed = op.inputs();
@@ -795,8 +796,10 @@ impl GpuExecutor {
                 } => {
                     let c = yd.c;
                     let hw = yd.hw();
-                    let stats = self.arena.take(2 * c as u64 * 4, usage)?;
-                    let sv = View::new(&stats.buffer, 0, 2 * c);
+                    // Mean and var, then the per-slice pairs of a channel cut into slices.
+                    let scratch = batchnorm::stats_scratch_len(c);
+                    let stats = self.arena.take((2 * c + scratch) as u64 * 4, usage)?;
+                    let sv = View::new(&stats.buffer, 0, 2 * c + scratch);
                     let r = batchnorm::bn_stats(
                         rec,
                         dview(*x)?,
@@ -805,6 +808,7 @@ impl GpuExecutor {
                         hw,
                         sv.slice(0, c),
                         sv.slice(c, c),
+                        sv.slice(2 * c, scratch),
                     )
                     .and_then(|()| {
                         batchnorm::bn_apply(

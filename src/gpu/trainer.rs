@@ -231,7 +231,11 @@ impl GpuTrainer {
         let adam_v = storage("adam v", np)?;
         let decay = storage("decay", np)?;
         let running = storage("bn running", 2 * nb.max(1))?;
-        let stats = storage("bn batch stats", 2 * nb.max(1))?;
+        // Batch statistics, then the slices' scratch for the widest batch norm.
+        let stats = storage(
+            "bn batch stats",
+            2 * nb.max(1) + batchnorm::stats_scratch_len(max_bn_channels(plan)),
+        )?;
         let mut bn_off = Vec::with_capacity(plan.bn_channels.len());
         let mut at = 0;
         for &c in &plan.bn_channels {
@@ -381,6 +385,16 @@ impl GpuTrainer {
         )
     }
 
+    /// The tail of the batch-statistics buffer where `bn_stats` keeps its slices.
+    fn stats_scratch(&self) -> View<'_> {
+        let at = 2 * bn_len(&self.plan).max(1);
+        View::new(
+            &self.stats,
+            at,
+            batchnorm::stats_scratch_len(max_bn_channels(&self.plan)),
+        )
+    }
+
     fn running_stats(&self, bn: usize) -> (View<'_>, View<'_>) {
         let c = self.plan.bn_channels[bn];
         let nb = bn_len(&self.plan);
@@ -466,7 +480,8 @@ impl GpuTrainer {
                     let (c, hw) = (yd.c, yd.hw());
                     let (mean, var) = if train {
                         let (m, v) = self.batch_stats(*bn);
-                        batchnorm::bn_stats(rec, self.val(*x, b), n, c, hw, m, v)?;
+                        let scratch = self.stats_scratch();
+                        batchnorm::bn_stats(rec, self.val(*x, b), n, c, hw, m, v, scratch)?;
                         (m, v)
                     } else {
                         self.running_stats(*bn)
@@ -846,6 +861,7 @@ impl GpuTrainer {
             + membranes
             + 9 * np
             + 6 * nb
+            + batchnorm::stats_scratch_len(max_bn_channels(plan))
             + max_batch * (k + 3)
             + tensor_len(plan, plan.input, t, max_batch);
         words as u64 * 4
@@ -1007,4 +1023,9 @@ impl GpuTrainer {
         }
         self.ctx.read(self.val(id, b))
     }
+}
+
+/// Channels of the widest batch norm of `plan` (0 without one).
+fn max_bn_channels(plan: &Plan) -> usize {
+    plan.bn_channels.iter().copied().max().unwrap_or(0)
 }
