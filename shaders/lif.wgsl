@@ -22,12 +22,23 @@ struct Params {
     write_f32: u32,
     tau_inv: f32,
     v_th: f32,
+    // `run_bn` only: the batch norm and gate applied to x first (shaders/batchnorm.wgsl).
+    hw: u32,         // H * W: neuron n is in channel n / hw
+    mean_off: u32,
+    var_off: u32,
+    gamma_off: u32,
+    beta_off: u32,
+    gate: u32,       // 0 none, 1 excitatory max(z, 0), 2 inhibitory min(z, 0)
+    eps: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> spikes: array<f32>;
 @group(0) @binding(3) var<storage, read_write> packed: array<u32>;
+@group(0) @binding(4) var<storage, read> bn_stats: array<f32>;
+@group(0) @binding(5) var<storage, read> bn_affine: array<f32>;
 
 // 256 neurons of one sample per workgroup = 8 whole words, so a word never spans workgroups and
 // packing needs only 8 u32 of workgroup memory (integer atomics are core WGSL; no subgroup
@@ -54,6 +65,54 @@ fn run(
             if p.write_f32 != 0u {
                 spikes[p.s_off + row * p.n + n] = s;
             }
+            if s != 0.0 {
+                atomicOr(&bits[lid >> 5u], 1u << (lid & 31u));
+            }
+        }
+        workgroupBarrier();
+        if lid < 8u {
+            let w = wg.x * 8u + lid;
+            let word = atomicExchange(&bits[lid], 0u);
+            if w < p.words {
+                packed[p.w_off + row * p.words + w] = word;
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
+// `run` with the batch norm and sign gate that feed the population applied on the fly: the input
+// current is batchnorm::apply's `gate((x - mean) / sqrt(var + eps) * gamma + beta)`, the same
+// expression, so the spikes are those of `apply` then `run`, without writing and re-reading the
+// normalised tensor (one dispatch and 2 x T*B*N floats of traffic fewer). Packed spikes only.
+// Dispatch: x = ceil(N / 256), y = B.
+@compute @workgroup_size(256)
+fn run_bn(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let b = wg.y;
+    let n = wg.x * 256u + lid;
+    let live = n < p.n;
+    let c = min(n, p.n - 1u) / p.hw;
+    let mean = bn_stats[p.mean_off + c];
+    let sd = sqrt(bn_stats[p.var_off + c] + p.eps);
+    let gamma = bn_affine[p.gamma_off + c];
+    let beta = bn_affine[p.beta_off + c];
+    var v = 0.0;
+    for (var t = 0u; t < p.steps; t++) {
+        let row = t * p.batch + b;
+        if live {
+            let z = (x[p.x_off + row * p.n + n] - mean) / sd * gamma + beta;
+            var xt = z;
+            if p.gate == 1u {
+                xt = max(z, 0.0);
+            } else if p.gate == 2u {
+                xt = min(z, 0.0);
+            }
+            v = v + (xt - v) * p.tau_inv;
+            let s = select(0.0, 1.0, v > p.v_th);
+            v = v * (1.0 - s);
             if s != 0.0 {
                 atomicOr(&bits[lid >> 5u], 1u << (lid & 31u));
             }

@@ -301,6 +301,91 @@ fn lif_spikes_and_words(ctx: &GpuContext) {
 }
 on_backends!(lif_spikes_and_words);
 
+/// The fused batch norm + gate + LIF (`lif::lif_bn`) gives the same spike words, bit for bit,
+/// as `batchnorm::bn_apply` then `lif::lif` on the device, for every gate.
+fn lif_bn_equals_apply_then_lif(ctx: &GpuContext) {
+    // (T, B, C, HW): channels across a workgroup of 256 neurons, and a ragged last word.
+    for (si, &(t, b, c, hw)) in [(3, 2, 5, 7), (2, 3, 9, 49)].iter().enumerate() {
+        let n = c * hw;
+        let p = cpu::lif::LifParams {
+            tau_inv: 0.5,
+            v_th: 0.5,
+        };
+        let x = uniform(900 + si as u32, t * b * n, -2.0, 3.0);
+        let (mean, var) = cpu::batchnorm::bn_stats(&x, t * b, c, hw);
+        let mut stats = mean.clone();
+        stats.extend(&var);
+        let mut affine = uniform(910 + si as u32, c, 0.5, 1.5);
+        affine.extend(uniform(920 + si as u32, c, -0.5, 0.5));
+        let (xb, sb, ab) = (
+            ctx.upload("x", &x).unwrap(),
+            ctx.upload("stats", &stats).unwrap(),
+            ctx.upload("affine", &affine).unwrap(),
+        );
+        let sv = View::whole(&sb);
+        let av = View::whole(&ab);
+        let words = cpu::lif::words_per_row(n);
+        for gate in [
+            cpu::batchnorm::Gate::None,
+            cpu::batchnorm::Gate::Excitatory,
+            cpu::batchnorm::Gate::Inhibitory,
+        ] {
+            let yb = ctx.storage("y", t * b * n).unwrap();
+            let (w1, w2) = (
+                ctx.storage("w1", t * b * words).unwrap(),
+                ctx.storage("w2", t * b * words).unwrap(),
+            );
+            let mut rec = Recorder::new(ctx);
+            batchnorm::bn_apply(
+                &mut rec,
+                View::whole(&xb),
+                t * b,
+                c,
+                hw,
+                sv.slice(0, c),
+                sv.slice(c, c),
+                av.slice(0, c),
+                av.slice(c, c),
+                1e-5,
+                gate,
+                View::whole(&yb),
+            )
+            .unwrap();
+            lif::lif(
+                &mut rec,
+                View::whole(&yb),
+                t,
+                b,
+                n,
+                p,
+                None,
+                View::whole(&w1),
+            )
+            .unwrap();
+            let bn = lif::BnInput {
+                hw,
+                mean: sv.slice(0, c),
+                var: sv.slice(c, c),
+                gamma: av.slice(0, c),
+                beta: av.slice(c, c),
+                eps: 1e-5,
+                gate,
+            };
+            lif::lif_bn(&mut rec, View::whole(&xb), t, b, n, p, bn, View::whole(&w2)).unwrap();
+            submit(rec);
+            let (a, z) = (
+                read_u32(ctx, &w1, t * b * words),
+                read_u32(ctx, &w2, t * b * words),
+            );
+            // An inhibitory gate keeps every current at or below 0: no spikes at all.
+            let silent = gate == cpu::batchnorm::Gate::Inhibitory;
+            assert_eq!(a.iter().all(|&w| w == 0), silent, "{gate:?}");
+            assert_eq!(a, z, "{gate:?} {t}x{b}x{c}x{hw}");
+        }
+    }
+}
+on_backends!(lif_bn_equals_apply_then_lif);
+
 // ---------------------------------------------------------------- conv
 
 fn conv_shapes() -> Vec<cpu::conv::ConvShape> {

@@ -73,9 +73,17 @@ fn a_profiled_forward_pass_times_every_dispatch() {
             .find(|k| k.kernel == name)
             .map_or(0, |k| k.dispatches)
     };
+    // Every population once: through `run`, or `run_bn` where the batch norm feeding it is
+    // applied on the fly (then that batch norm has no `apply` dispatch).
     assert_eq!(
-        count("lif::run"),
+        count("lif::run") + count("lif::run_bn"),
         plan.populations.len() as u64,
+        "{times:?}"
+    );
+    assert!(count("lif::run_bn") > 0, "{times:?}");
+    assert_eq!(
+        count("batchnorm::apply") + count("lif::run_bn"),
+        count("batchnorm::stats"),
         "{times:?}"
     );
     assert!(

@@ -112,6 +112,11 @@ struct Storage {
     dense: Vec<usize>,
     /// u32 words of the packed spike record (0: not a spike tensor).
     packed: Vec<usize>,
+    /// A batch norm's output read only by a LIF population whose spikes are needed packed
+    /// only: never stored; the LIF kernel applies the batch norm on the fly (`lif::lif_bn`).
+    /// The f32 elements of its statistics (mean, var and the slices' scratch), held from the
+    /// batch norm to the LIF (0: not fused).
+    held: Vec<usize>,
 }
 
 fn storage(plan: &Plan, t: usize, b: usize) -> Storage {
@@ -128,6 +133,23 @@ fn storage(plan: &Plan, t: usize, b: usize) -> Storage {
             }
         }
     }
+    let mut readers = vec![0usize; plan.tensors.len()];
+    for op in &plan.ops {
+        for x in op.inputs() {
+            readers[x] += 1;
+        }
+    }
+    let mut held = vec![0; plan.tensors.len()];
+    for op in &plan.ops {
+        if let Op::Lif { x, s, .. } = op {
+            if let Some(Op::BatchNorm { bn, .. }) = plan.ops.iter().find(|o| o.output() == *x) {
+                if readers[*x] == 1 && !dense_readers[*s] {
+                    let c = plan.bn_channels[*bn];
+                    held[*x] = 2 * c + batchnorm::stats_scratch_len(c);
+                }
+            }
+        }
+    }
     let mut dense = vec![0; plan.tensors.len()];
     let mut packed = vec![0; plan.tensors.len()];
     for (i, d) in plan.tensors.iter().enumerate() {
@@ -137,13 +159,42 @@ fn storage(plan: &Plan, t: usize, b: usize) -> Storage {
             if dense_readers[i] {
                 dense[i] = len;
             }
-        } else if i != plan.input && i != plan.logits {
+        } else if i != plan.input && i != plan.logits && held[i] == 0 {
             // The input is uploaded once per submission; the logits go straight to the
             // outputs region.
             dense[i] = len;
         }
     }
-    Storage { dense, packed }
+    Storage {
+        dense,
+        packed,
+        held,
+    }
+}
+
+/// The tensors `op` reads: its inputs, and for a LIF fed by a fused batch norm
+/// (`Storage::held`) also the batch norm's input, which the LIF kernel normalises.
+fn reads(plan: &Plan, st: &Storage, op: &Op) -> Vec<usize> {
+    let mut r = op.inputs();
+    if let Op::Lif { x, .. } = op {
+        if st.held[*x] > 0 {
+            if let Some(Op::BatchNorm { x: bx, .. }) = plan.ops.iter().find(|o| o.output() == *x) {
+                r.push(*bx);
+            }
+        }
+    }
+    r
+}
+
+/// Per tensor, the last op that [`reads`] it.
+fn last_reads(plan: &Plan, st: &Storage) -> Vec<Option<usize>> {
+    let mut last = vec![None; plan.tensors.len()];
+    for (i, op) in plan.ops.iter().enumerate() {
+        for x in reads(plan, st, op) {
+            last[x] = Some(i);
+        }
+    }
+    last
 }
 
 fn class_bytes(elems: usize) -> u64 {
@@ -155,22 +206,24 @@ fn class_bytes(elems: usize) -> u64 {
 /// makes. Inputs and the outputs region are separate ([`input_bytes`], [`output_len`]).
 pub fn memory_bytes(plan: &Plan, t: usize, b: usize) -> u64 {
     let st = storage(plan, t, b);
-    let last = plan.last_use();
+    let last = last_reads(plan, &st);
     let mut live = class_bytes(plan.num_params);
     let mut peak = live;
     for (i, op) in plan.ops.iter().enumerate() {
         let y = op.output();
-        for len in [st.dense[y], st.packed[y]] {
+        for len in [st.dense[y], st.packed[y], st.held[y]] {
             if len > 0 {
                 live += class_bytes(len);
             }
         }
         if let Op::BatchNorm { bn, .. } = op {
-            let c = plan.bn_channels[*bn];
-            peak = peak.max(live + class_bytes(2 * c + batchnorm::stats_scratch_len(c)));
+            if st.held[y] == 0 {
+                let c = plan.bn_channels[*bn];
+                peak = peak.max(live + class_bytes(2 * c + batchnorm::stats_scratch_len(c)));
+            }
         }
         peak = peak.max(live);
-        let mut freed = op.inputs();
+        let mut freed = reads(plan, &st, op);
         if last[y].is_none() {
             freed.push(y);
         }
@@ -178,7 +231,7 @@ pub fn memory_bytes(plan: &Plan, t: usize, b: usize) -> u64 {
         freed.dedup();
         for x in freed {
             if last[x].is_none_or(|l| l == i) {
-                for len in [st.dense[x], st.packed[x]] {
+                for len in [st.dense[x], st.packed[x], st.held[x]] {
                     if len > 0 {
                         live -= class_bytes(len);
                     }
@@ -630,6 +683,7 @@ impl GpuExecutor {
         let nt = plan.tensors.len();
         let mut dense: Vec<Option<Lease<wgpu::Buffer>>> = (0..nt).map(|_| None).collect();
         let mut packed: Vec<Option<Lease<wgpu::Buffer>>> = (0..nt).map(|_| None).collect();
+        let mut held: Vec<Option<Lease<wgpu::Buffer>>> = (0..nt).map(|_| None).collect();
         let mut params: Option<Lease<wgpu::Buffer>> = None;
         let r = self.record_ops(
             rec,
@@ -639,11 +693,16 @@ impl GpuExecutor {
             t,
             b,
             want,
-            &mut dense,
-            &mut packed,
+            [&mut dense, &mut packed, &mut held],
             &mut params,
         );
-        for l in dense.into_iter().chain(packed).chain([params]).flatten() {
+        for l in dense
+            .into_iter()
+            .chain(packed)
+            .chain(held)
+            .chain([params])
+            .flatten()
+        {
             self.arena.give(l);
         }
         r
@@ -659,15 +718,17 @@ impl GpuExecutor {
         t: usize,
         b: usize,
         want: Outputs,
-        dense: &mut [Option<Lease<wgpu::Buffer>>],
-        packed: &mut [Option<Lease<wgpu::Buffer>>],
+        tables: [&mut [Option<Lease<wgpu::Buffer>>]; 3],
         params: &mut Option<Lease<wgpu::Buffer>>,
     ) -> Result<()> {
+        // Per tensor: its dense buffer, its packed record, the statistics a fused batch norm
+        // holds for its LIF (`Storage::held`).
+        let [dense, packed, held] = tables;
         let plan = job.plan;
         let n = t * b;
         let usage = storage_usage();
         let st = storage(plan, t, b);
-        let last = plan.last_use();
+        let last = last_reads(plan, &st);
 
         // Weights on the device: the generator at each parameter's flat indices.
         let pl = self.arena.take(plan.num_params.max(1) as u64 * 4, usage)?;
@@ -719,7 +780,11 @@ impl GpuExecutor {
 
         for (i, op) in plan.ops.iter().enumerate() {
             let y = op.output();
-            for (table, len) in [(&mut *dense, st.dense[y]), (&mut *packed, st.packed[y])] {
+            for (table, len) in [
+                (&mut *dense, st.dense[y]),
+                (&mut *packed, st.packed[y]),
+                (&mut *held, st.held[y]),
+            ] {
                 if len > 0 {
                     table[y] = Some(self.arena.take(len as u64 * 4, usage)?);
                 }
@@ -755,7 +820,33 @@ impl GpuExecutor {
                         None
                     };
                     let pk = pview(*s)?;
-                    lif::lif(rec, dview(*x)?, t, b, neurons, self.lif, f32_spikes, pk)?;
+                    match (&held[*x], plan.ops.iter().find(|o| o.output() == *x)) {
+                        // Fed by a batch norm that was not applied: apply it here.
+                        (
+                            Some(stats),
+                            Some(Op::BatchNorm {
+                                x: bx,
+                                gamma,
+                                beta,
+                                gate,
+                                ..
+                            }),
+                        ) => {
+                            let c = plan.tensors[*x].c;
+                            let sv = View::new(&stats.buffer, 0, 2 * c);
+                            let bn = lif::BnInput {
+                                hw: plan.tensors[*x].hw(),
+                                mean: sv.slice(0, c),
+                                var: sv.slice(c, c),
+                                gamma: param(*gamma),
+                                beta: param(*beta),
+                                eps: self.eps,
+                                gate: cpu_gate(*gate),
+                            };
+                            lif::lif_bn(rec, dview(*bx)?, t, b, neurons, self.lif, bn, pk)?;
+                        }
+                        _ => lif::lif(rec, dview(*x)?, t, b, neurons, self.lif, f32_spikes, pk)?,
+                    }
                     let o = &pop_out[*pop];
                     if let (Some(counts), Some((hamming, dots))) = (o.counts, o.stats) {
                         rdm::population_stats(
@@ -798,20 +889,10 @@ impl GpuExecutor {
                     let hw = yd.hw();
                     // Mean and var, then the per-slice pairs of a channel cut into slices.
                     let scratch = batchnorm::stats_scratch_len(c);
-                    let stats = self.arena.take((2 * c + scratch) as u64 * 4, usage)?;
-                    let sv = View::new(&stats.buffer, 0, 2 * c + scratch);
-                    let r = batchnorm::bn_stats(
-                        rec,
-                        dview(*x)?,
-                        n,
-                        c,
-                        hw,
-                        sv.slice(0, c),
-                        sv.slice(c, c),
-                        sv.slice(2 * c, scratch),
-                    )
-                    .and_then(|()| {
-                        batchnorm::bn_apply(
+                    if let Some(stats) = &held[y] {
+                        // Applied by the LIF kernel that reads it (`Storage::held`).
+                        let sv = View::new(&stats.buffer, 0, 2 * c + scratch);
+                        batchnorm::bn_stats(
                             rec,
                             dview(*x)?,
                             n,
@@ -819,19 +900,40 @@ impl GpuExecutor {
                             hw,
                             sv.slice(0, c),
                             sv.slice(c, c),
-                            param(*gamma),
-                            param(*beta),
-                            self.eps,
-                            match gate {
-                                Gate::None => batchnorm::Gate::None,
-                                Gate::Excitatory => batchnorm::Gate::Excitatory,
-                                Gate::Inhibitory => batchnorm::Gate::Inhibitory,
-                            },
-                            dview(y)?,
+                            sv.slice(2 * c, scratch),
+                        )?;
+                    } else {
+                        let stats = self.arena.take((2 * c + scratch) as u64 * 4, usage)?;
+                        let sv = View::new(&stats.buffer, 0, 2 * c + scratch);
+                        let r = batchnorm::bn_stats(
+                            rec,
+                            dview(*x)?,
+                            n,
+                            c,
+                            hw,
+                            sv.slice(0, c),
+                            sv.slice(c, c),
+                            sv.slice(2 * c, scratch),
                         )
-                    });
-                    self.arena.give(stats);
-                    r?;
+                        .and_then(|()| {
+                            batchnorm::bn_apply(
+                                rec,
+                                dview(*x)?,
+                                n,
+                                c,
+                                hw,
+                                sv.slice(0, c),
+                                sv.slice(c, c),
+                                param(*gamma),
+                                param(*beta),
+                                self.eps,
+                                cpu_gate(*gate),
+                                dview(y)?,
+                            )
+                        });
+                        self.arena.give(stats);
+                        r?;
+                    }
                 }
                 Op::Add { xs, .. } => {
                     let yv = dview(y)?;
@@ -876,13 +978,13 @@ impl GpuExecutor {
                 }
             }
             // Give back what no later op reads (and outputs nobody reads).
-            let mut freed = op.inputs();
+            let mut freed = reads(plan, &st, op);
             if last[y].is_none() {
                 freed.push(y);
             }
             for x in freed {
                 if last[x].is_none_or(|l| l == i) {
-                    for table in [&mut *dense, &mut *packed] {
+                    for table in [&mut *dense, &mut *packed, &mut *held] {
                         if let Some(l) = table[x].take() {
                             self.arena.give(l);
                         }
@@ -891,6 +993,15 @@ impl GpuExecutor {
             }
         }
         Ok(())
+    }
+}
+
+/// The kernels' form of a plan's sign gate.
+fn cpu_gate(g: Gate) -> batchnorm::Gate {
+    match g {
+        Gate::None => batchnorm::Gate::None,
+        Gate::Excitatory => batchnorm::Gate::Excitatory,
+        Gate::Inhibitory => batchnorm::Gate::Inhibitory,
     }
 }
 

@@ -20,6 +20,14 @@ pub(crate) struct Params {
     write_f32: u32,
     tau_inv: f32,
     v_th: f32,
+    hw: u32,
+    mean_off: u32,
+    var_off: u32,
+    gamma_off: u32,
+    beta_off: u32,
+    gate: u32,
+    eps: f32,
+    _pad: u32,
 }
 
 pub use crate::cpu::lif::words_per_row;
@@ -64,11 +72,98 @@ pub fn lif(
         write_f32,
         tau_inv: params.tau_inv,
         v_th: params.v_th,
+        ..Params::zeroed()
     };
     rec.dispatch(
         KernelId::LifRun,
         &p,
         &[x.buffer, s_buf, packed.buffer],
+        [n.div_ceil(256) as u32, b as u32, 1],
+    )
+}
+
+/// The batch norm (with its sign gate) feeding a LIF population, for [`lif_bn`]: `mean`/`var`
+/// as `batchnorm::bn_stats` wrote them (one buffer), `gamma`/`beta` (one buffer), channels of
+/// `hw` neurons each.
+#[derive(Clone, Copy, Debug)]
+pub struct BnInput<'a> {
+    pub hw: usize,
+    pub mean: View<'a>,
+    pub var: View<'a>,
+    pub gamma: View<'a>,
+    pub beta: View<'a>,
+    pub eps: f32,
+    pub gate: crate::cpu::batchnorm::Gate,
+}
+
+/// `batchnorm::bn_apply` of `x` (`[T][B][N]`, the batch norm's input) followed by [`lif`] with
+/// packed spikes only, in one pass: the same spikes, without the normalised tensor.
+#[allow(clippy::too_many_arguments)]
+pub fn lif_bn(
+    rec: &mut Recorder<'_>,
+    x: View<'_>,
+    t: usize,
+    b: usize,
+    n: usize,
+    params: LifParams,
+    bn: BnInput<'_>,
+    packed: View<'_>,
+) -> Result<()> {
+    const K: &str = "lif_bn";
+    let words = words_per_row(n);
+    let x = x.need("x", K, t * b * n)?;
+    let packed = packed.need("packed", K, t * b * words)?;
+    if b > 65_535 {
+        return Err(Error::Gpu(format!("{K}: batch {b} exceeds 65,535")));
+    }
+    if bn.hw == 0 || !n.is_multiple_of(bn.hw) {
+        return Err(Error::Gpu(format!(
+            "{K}: {n} neurons are not whole channels of {} positions",
+            bn.hw
+        )));
+    }
+    let c = n / bn.hw;
+    for (v, what) in [
+        (bn.mean, "mean"),
+        (bn.var, "var"),
+        (bn.gamma, "gamma"),
+        (bn.beta, "beta"),
+    ] {
+        v.need(what, K, c)?;
+    }
+    if bn.mean.buffer != bn.var.buffer || bn.gamma.buffer != bn.beta.buffer {
+        return Err(Error::Gpu(format!(
+            "{K}: mean and var, and gamma and beta, must each share one buffer"
+        )));
+    }
+    let p = Params {
+        n: u32_of("n", n)?,
+        batch: b as u32,
+        steps: u32_of("t", t)?,
+        words: words as u32,
+        x_off: x.offset,
+        s_off: 0,
+        w_off: packed.offset,
+        write_f32: 0,
+        tau_inv: params.tau_inv,
+        v_th: params.v_th,
+        hw: bn.hw as u32,
+        mean_off: bn.mean.offset,
+        var_off: bn.var.offset,
+        gamma_off: bn.gamma.offset,
+        beta_off: bn.beta.offset,
+        gate: match bn.gate {
+            crate::cpu::batchnorm::Gate::None => 0,
+            crate::cpu::batchnorm::Gate::Excitatory => 1,
+            crate::cpu::batchnorm::Gate::Inhibitory => 2,
+        },
+        eps: bn.eps,
+        _pad: 0,
+    };
+    rec.dispatch(
+        KernelId::LifRunBn,
+        &p,
+        &[x.buffer, packed.buffer, bn.mean.buffer, bn.gamma.buffer],
         [n.div_ceil(256) as u32, b as u32, 1],
     )
 }
