@@ -177,6 +177,7 @@ fn point_with(cfg: &Config, device: &str, mode: Mode) -> Value {
                     "dispatches": c.dispatches as f64 / g,
                     "read_backs": c.read_backs as f64 / g,
                     "bytes_read": c.bytes_read as f64 / g,
+                    "bytes_written": c.bytes_written as f64 / g,
                 })
             }),
             "seconds": t.seconds,

@@ -207,6 +207,9 @@ fn a_generation_runs_in_one_submission_with_one_read_back() {
             // of the dead candidate, which one at a time never gets them.
             assert!(batched.dispatches > single.dispatches);
             assert!(batched.bytes_read > single.bytes_read);
+            // More trainers (14 against 12), yet fewer bytes uploaded: the generation's
+            // trainers read one upload of the mini-batches, one at a time each uploads its own.
+            assert!(batched.bytes_written < single.bytes_written);
         } else {
             // The same work either way.
             assert_eq!(batched.dispatches, single.dispatches);

@@ -14,7 +14,8 @@ use crate::cpu::grad::{Loss, Surrogate};
 use crate::cpu::{init_params, LifParams, BN_EPS, BN_MOMENTUM};
 use crate::gpu::executor::{retry_in_halves, Alongside};
 use crate::gpu::{
-    norm2_of_partials, GpuContext, GpuExecutor, GpuTrainer, Job, Recorder, TrainSettings, View,
+    norm2_of_partials, GpuContext, GpuExecutor, GpuTrainer, GradientBatches, Job, Recorder,
+    TrainSettings, View,
 };
 use crate::plan::Plan;
 use crate::Result;
@@ -145,14 +146,14 @@ impl GpuBackend {
         let mut rec = Recorder::new(&ctx);
         let mut out: Vec<Result<f64>> = Vec::with_capacity(jobs.len());
         let mut trainers = Vec::with_capacity(jobs.len());
+        let mut shared = None;
         let mut at = 0;
         for (&(plan, seed), &n) in jobs.iter().zip(&sizes) {
             let view = View::new(&partials, at, n);
             let recorded = self
                 .seeded_trainer(plan, batches, surrogate)
                 .and_then(|mut tr| {
-                    tr.record_init_weights(&mut rec, seed)?;
-                    tr.record_mean_gradient_norm2(&mut rec, batches, view)?;
+                    record_gradient_norm(&mut tr, &mut rec, seed, batches, &mut shared, view)?;
                     Ok(tr)
                 });
             match recorded {
@@ -216,6 +217,26 @@ impl GpuBackend {
             gradient_settings(surrogate),
         )
     }
+}
+
+/// A scoring trainer's gradient norm recorded into `rec`: weights from `seed` on the device,
+/// then the mini-batches' passes and the reduction into `out`, reading the mini-batches from
+/// `shared` (uploaded here by the first trainer that needs them, or again if a trainer cannot
+/// read them), so a submission's trainers share one upload.
+fn record_gradient_norm(
+    tr: &mut GpuTrainer,
+    rec: &mut Recorder<'_>,
+    seed: u64,
+    batches: &[(Vec<f32>, Vec<u16>)],
+    shared: &mut Option<GradientBatches>,
+    out: View<'_>,
+) -> Result<()> {
+    tr.record_init_weights(rec, seed)?;
+    let gb = match shared {
+        Some(g) if tr.can_read(g) => g,
+        _ => shared.insert(tr.upload_gradient_batches(batches)?),
+    };
+    tr.record_mean_gradient_norm2_with(rec, gb, out)
 }
 
 /// Samples in the largest mini-batch (what a gradient trainer is sized for).
@@ -287,6 +308,7 @@ impl GpuBackend {
                     .collect(),
                 batches,
                 surrogate,
+                shared: None,
             };
             let outs = self.exec.run_many_along(&many, t, b, want, &mut along);
             for (&i, out) in idx.iter().zip(outs) {
@@ -353,6 +375,8 @@ struct GradientAlong<'a> {
     jobs: Vec<Option<(&'a Plan, u64)>>,
     batches: &'a [(Vec<f32>, Vec<u16>)],
     surrogate: Surrogate,
+    /// The mini-batches on the device, uploaded by the first trainer, read by the rest.
+    shared: Option<GradientBatches>,
 }
 
 impl Alongside for GradientAlong<'_> {
@@ -380,8 +404,7 @@ impl Alongside for GradientAlong<'_> {
             largest_batch(self.batches),
             gradient_settings(self.surrogate),
         )?;
-        tr.record_init_weights(rec, seed)?;
-        tr.record_mean_gradient_norm2(rec, self.batches, out)?;
+        record_gradient_norm(&mut tr, rec, seed, self.batches, &mut self.shared, out)?;
         Ok(Box::new(tr))
     }
 }

@@ -303,15 +303,17 @@ pub struct KernelTime {
     pub seconds: f64,
 }
 
-/// What a context has done since it opened: compute submissions and their dispatches, and the
-/// blocking read-backs with the bytes they brought to the host. Take a snapshot before and
-/// after some work and subtract ([`GpuCounters::since`]).
+/// What a context has done since it opened: compute submissions and their dispatches, the
+/// blocking read-backs with the bytes they brought to the host, and the bytes written from the
+/// host (uploads). Take a snapshot before and after some work and subtract
+/// ([`GpuCounters::since`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct GpuCounters {
     pub submissions: u64,
     pub dispatches: u64,
     pub read_backs: u64,
     pub bytes_read: u64,
+    pub bytes_written: u64,
 }
 
 impl GpuCounters {
@@ -322,6 +324,7 @@ impl GpuCounters {
             dispatches: self.dispatches - earlier.dispatches,
             read_backs: self.read_backs - earlier.read_backs,
             bytes_read: self.bytes_read - earlier.bytes_read,
+            bytes_written: self.bytes_written - earlier.bytes_written,
         }
     }
 }
@@ -597,6 +600,7 @@ impl GpuContext {
         if !bytes.is_empty() {
             self.queue
                 .write_buffer(view.buffer, view.offset as u64 * 4, bytes);
+            self.counters.lock().unwrap().bytes_written += bytes.len() as u64;
         }
     }
 

@@ -17,4 +17,6 @@ pub use context::{
 pub use executor::{memory_bytes, GpuExecutor, GpuOutput, Job, Outputs};
 pub use kernels::{KernelId, View};
 pub use recorder::Recorder;
-pub use trainer::{norm2_of_partials, GpuTrainer, StepOutput, TrainSettings, TrainState};
+pub use trainer::{
+    norm2_of_partials, GpuTrainer, GradientBatches, StepOutput, TrainSettings, TrainState,
+};

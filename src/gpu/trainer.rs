@@ -77,7 +77,10 @@ pub struct GpuTrainer {
     grad: wgpu::Buffer,
     adam_m: wgpu::Buffer,
     adam_v: wgpu::Buffer,
+    /// The AdamW decay mask (u32 0/1 per parameter), written before the first step: a trainer
+    /// that never steps (the gradient scores) uploads none.
     decay: wgpu::Buffer,
+    decay_written: bool,
     /// Running statistics: every layer's mean (flattened in layer order), then every variance.
     running: wgpu::Buffer,
     /// Offset of each batch-norm layer in a flattened statistics vector.
@@ -194,7 +197,7 @@ impl GpuTrainer {
         Ok(())
     }
 
-    /// Every buffer, the decay mask written; parameters, moments and statistics not yet.
+    /// Every buffer; parameters, moments, statistics and the decay mask not yet written.
     fn alloc(
         ctx: Arc<GpuContext>,
         plan: &Plan,
@@ -269,8 +272,6 @@ impl GpuTrainer {
             mapped_at_creation: false,
         });
         let adam = AdamW::new(plan, settings.weight_decay);
-        let mask: Vec<u32> = adam.decay.iter().map(|&d| u32::from(d)).collect();
-        ctx.write(View::whole(&decay), &mask);
         Ok(GpuTrainer {
             ctx,
             plan: plan.clone(),
@@ -286,6 +287,7 @@ impl GpuTrainer {
             adam_m,
             adam_v,
             decay,
+            decay_written: false,
             running,
             bn_off,
             stats,
@@ -704,9 +706,15 @@ impl GpuTrainer {
         let b = labels.len();
         let k = self.plan.spec.classes;
         let ctx = self.ctx.clone();
+        let np = self.plan.num_params;
+        if !self.decay_written {
+            let adam = AdamW::new(&self.plan, self.s.weight_decay);
+            let mask: Vec<u32> = adam.decay.iter().map(|&d| u32::from(d)).collect();
+            ctx.write(View::new(&self.decay, 0, np), &mask);
+            self.decay_written = true;
+        }
         let mut rec = Recorder::new(&ctx);
         self.record_forward_loss(&mut rec, input, labels)?;
-        let np = self.plan.num_params;
         let grad_all = View::new(&self.grad, 0, np);
         let logits = self.val(self.plan.logits, b);
         let rows = View::new(&self.loss_rows, 0, b);
@@ -786,21 +794,29 @@ impl GpuTrainer {
     /// Records what [`Self::mean_gradient_norm2`] computes into `rec`, its partial sums into
     /// the first `sum_squares_groups(num_params)` elements of `partials` (read them back and
     /// pass them to [`norm2_of_partials`]): the mini-batches' inputs and labels are uploaded
-    /// side by side now, and for each mini-batch the recording copies them into place, runs
-    /// the forward, loss and backward pass and adds the gradient into a sum on the device; the
-    /// sum's squares are then reduced by `reduce::sum_squares`. Several trainers may record
-    /// into one submission.
+    /// side by side now ([`Self::upload_gradient_batches`]), and the rest is
+    /// [`Self::record_mean_gradient_norm2_with`]. Several trainers may record into one
+    /// submission.
     pub fn record_mean_gradient_norm2(
         &mut self,
         rec: &mut Recorder<'_>,
         batches: &[(Vec<f32>, Vec<u16>)],
         partials: View<'_>,
     ) -> Result<()> {
+        let uploaded = self.upload_gradient_batches(batches)?;
+        self.record_mean_gradient_norm2_with(rec, &uploaded, partials)
+    }
+
+    /// The mini-batches of a gradient norm uploaded once (inputs expanded to `[T, B, ...]`,
+    /// labels checked), for every trainer with this one's T, input shape and class count: a
+    /// generation's candidates share one upload.
+    pub fn upload_gradient_batches(
+        &self,
+        batches: &[(Vec<f32>, Vec<u16>)],
+    ) -> Result<GradientBatches> {
         if batches.is_empty() {
             return Err(Error::input("gpu trainer: no mini-batch"));
         }
-        let frame = self.plan.tensors[self.plan.input].sample_len();
-        let t = self.t;
         let mut xs: Vec<f32> = Vec::new();
         let mut ls: Vec<u32> = Vec::new();
         for (x, labels) in batches {
@@ -808,22 +824,70 @@ impl GpuTrainer {
             xs.extend_from_slice(&self.full_input(x, labels.len())?);
             ls.extend(labels.iter().map(|&l| u32::from(l)));
         }
+        Ok(GradientBatches {
+            xs: self.ctx.upload("mini-batch inputs", &xs)?,
+            ls: self.ctx.upload("mini-batch labels", &ls)?,
+            sizes: batches.iter().map(|(_, l)| l.len()).collect(),
+            shape: self.batch_shape(),
+        })
+    }
+
+    /// Whether [`Self::record_mean_gradient_norm2_with`] can read `batches`: the same T,
+    /// input shape and class count, every mini-batch within this trainer's capacity.
+    pub fn can_read(&self, batches: &GradientBatches) -> bool {
+        batches.shape == self.batch_shape() && batches.sizes.iter().all(|&b| b > 0 && b <= self.cap)
+    }
+
+    /// What [`GradientBatches`] must match: T, the input's sample length, the class count.
+    fn batch_shape(&self) -> [usize; 3] {
+        [
+            self.t,
+            self.plan.tensors[self.plan.input].sample_len(),
+            self.plan.spec.classes,
+        ]
+    }
+
+    /// [`Self::record_mean_gradient_norm2`] on mini-batches already uploaded: for each, the
+    /// recording copies its input and labels into place, runs the forward, loss and backward
+    /// pass and adds the gradient into a sum on the device; the sum's squares are then reduced
+    /// by `reduce::sum_squares` into `partials`.
+    pub fn record_mean_gradient_norm2_with(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        batches: &GradientBatches,
+        partials: View<'_>,
+    ) -> Result<()> {
+        if batches.shape != self.batch_shape() {
+            return Err(Error::input(format!(
+                "gpu trainer: mini-batches uploaded for T, sample length, classes {:?}, not {:?}",
+                batches.shape,
+                self.batch_shape()
+            )));
+        }
+        if let Some(&b) = batches.sizes.iter().find(|&&b| b == 0 || b > self.cap) {
+            return Err(Error::input(format!(
+                "gpu trainer: a batch of {b} (allowed: 1 to {})",
+                self.cap
+            )));
+        }
+        let frame = batches.shape[1];
+        let t = self.t;
         let np = self.plan.num_params;
         let ctx = self.ctx.clone();
-        let xs_buf = ctx.upload("mini-batch inputs", &xs)?;
-        let ls_buf = ctx.upload("mini-batch labels", &ls)?;
         let sum = ctx.storage("gradient sum", np.max(1))?;
         let sum_v = View::new(&sum, 0, np);
         rec.clear(sum_v);
         let (mut x_at, mut l_at) = (0, 0);
-        for (_, labels) in batches {
-            let b = labels.len();
+        for &b in &batches.sizes {
             let x_len = t * b * frame;
             rec.copy(
-                View::new(&xs_buf, x_at, x_len),
+                View::new(&batches.xs, x_at, x_len),
                 self.val(self.plan.input, b),
             )?;
-            rec.copy(View::new(&ls_buf, l_at, b), View::new(&self.labels, 0, b))?;
+            rec.copy(
+                View::new(&batches.ls, l_at, b),
+                View::new(&self.labels, 0, b),
+            )?;
             (x_at, l_at) = (x_at + x_len, l_at + b);
             self.record_loss(rec, b)?;
             self.record_backward(rec, b)?;
@@ -1028,4 +1092,26 @@ impl GpuTrainer {
 /// Channels of the widest batch norm of `plan` (0 without one).
 fn max_bn_channels(plan: &Plan) -> usize {
     plan.bn_channels.iter().copied().max().unwrap_or(0)
+}
+
+/// Mini-batches of a gradient norm on the device, uploaded once by
+/// [`GpuTrainer::upload_gradient_batches`] and read by any number of trainers of the same T,
+/// input shape and class count ([`GpuTrainer::record_mean_gradient_norm2_with`]).
+pub struct GradientBatches {
+    xs: wgpu::Buffer,
+    ls: wgpu::Buffer,
+    /// Samples per mini-batch.
+    sizes: Vec<usize>,
+    /// T, the input's sample length, the class count.
+    shape: [usize; 3],
+}
+
+impl GradientBatches {
+    /// How many mini-batches.
+    pub fn len(&self) -> usize {
+        self.sizes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
+    }
 }
