@@ -124,8 +124,10 @@ fn stopped_and_resumed_equals_uninterrupted() {
     };
     let first = run_new(&cfg, &cut, &stop, &mut obs);
     assert!(first.interrupted);
-    assert_eq!(first.fresh, 6);
-    assert_eq!(log_without_timings(&cut).len(), 6);
+    // The stop is seen between evaluator calls: the call in flight (the CPU engine takes a few
+    // candidates per call) finishes and is logged.
+    assert!(first.fresh >= 6 && first.fresh < 16, "{}", first.fresh);
+    assert_eq!(log_without_timings(&cut).len(), first.fresh);
 
     let (mut run, back, records) = RunDir::resume(&cut).unwrap();
     assert_eq!(back, cfg);
@@ -139,7 +141,7 @@ fn stopped_and_resumed_equals_uninterrupted() {
     )
     .unwrap();
     assert!(!resumed.interrupted);
-    assert_eq!(resumed.replayed, 6);
+    assert_eq!(resumed.replayed, first.fresh);
     assert_eq!(log_without_timings(&cut), log_without_timings(&full));
     assert_eq!(resumed.best.unwrap().key, whole.best.unwrap().key);
     assert_eq!(

@@ -33,6 +33,8 @@ mod session;
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::cpu::grad::Surrogate;
 use crate::cpu::{Kernels, PopulationStats};
 use crate::gpu::{DeviceChoice, GpuContext};
@@ -201,6 +203,10 @@ pub struct Engine {
     inner: Inner,
 }
 
+/// Candidates per core the CPU engine takes per `run_many` call (`batch_hint`): enough for the
+/// cores to balance candidates of different cost.
+const CPU_CANDIDATES_PER_THREAD: usize = 4;
+
 enum Inner {
     Cpu(backend::CpuBackend),
     Gpu(gpu::GpuBackend),
@@ -322,17 +328,26 @@ impl SpikeBackend for Engine {
         batches: &[(Vec<f32>, Vec<u16>)],
         surrogate: Surrogate,
     ) -> Vec<crate::Result<f64>> {
-        if let Inner::Gpu(g) = &mut self.inner {
-            return g.mean_gradient_norm2_many(jobs, batches, surrogate);
+        match &mut self.inner {
+            Inner::Gpu(g) => g.mean_gradient_norm2_many(jobs, batches, surrogate),
+            // Candidates side by side, one per core (each one's kernels parallel inside too):
+            // each result is the one it gives alone.
+            Inner::Cpu(c) => jobs
+                .par_iter()
+                .map(|&(p, s)| {
+                    Ok(mean_norm2(
+                        &c.gradients(p, s, batches, surrogate),
+                        p.num_params,
+                    ))
+                })
+                .collect(),
         }
-        jobs.iter()
-            .map(|&(p, s)| self.mean_gradient_norm2(p, s, batches, surrogate))
-            .collect()
     }
 
+    /// On the CPU: candidates per call, CPU_CANDIDATES_PER_THREAD per core, run side by side.
     fn batch_hint(&self) -> usize {
         match &self.inner {
-            Inner::Cpu(_) => 1,
+            Inner::Cpu(_) => CPU_CANDIDATES_PER_THREAD * rayon::current_num_threads(),
             Inner::Gpu(g) => g.batch_hint(),
         }
     }
@@ -340,6 +355,20 @@ impl SpikeBackend for Engine {
     fn run_many(&mut self, jobs: &[RunJob<'_>], want: Outputs) -> Vec<crate::Result<RunOutput>> {
         if let Inner::Gpu(g) = &mut self.inner {
             return g.run_many(jobs, want, &[], &[], Surrogate::default()).0;
+        }
+        if let Inner::Cpu(c) = &self.inner {
+            return jobs
+                .par_iter()
+                .map(|j| {
+                    Ok(c.run(
+                        j.plan,
+                        j.weight_seed,
+                        j.batch,
+                        want,
+                        &mut Default::default(),
+                    ))
+                })
+                .collect();
         }
         jobs.iter()
             .map(|j| {
