@@ -44,12 +44,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> packed: array<u32>;
 
-const BM: u32 = 32u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const A_STRIDE: u32 = 33u; // BM + 1
-var<workgroup> a_tile: array<f32, 528>;  // [BK][A_STRIDE]
-var<workgroup> b_tile: array<f32, 1024>; // [BK][BN]
+//! import shared/gemm_tile.wgsl
 
 // The column this thread stages: its image and the input coordinate of tap (0, 0).
 struct Col {
@@ -102,22 +97,7 @@ fn load_a(m0: u32, k0: u32, lid: u32) -> vec4<f32> {
     return v;
 }
 
-fn store_a(v: vec4<f32>, lid: u32) {
-    for (var j = 0u; j < 4u; j++) {
-        a_tile[(lid % BK) * A_STRIDE + lid / BK + 8u * j] = v[j];
-    }
-}
-
 // B rows this thread stages: lid / 64 + 2 j (j < 8), its column lid % 64.
-fn store_b(lo: vec4<f32>, hi: vec4<f32>, lid: u32) {
-    let c = lid % BN;
-    let r = lid / BN;
-    for (var j = 0u; j < 4u; j++) {
-        b_tile[(r + 2u * j) * BN + c] = lo[j];
-        b_tile[(r + 2u * (j + 4u)) * BN + c] = hi[j];
-    }
-}
-
 fn load_b_dense(c: Col, k0: u32, lid: u32, half: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     let base = p.x_off + c.img * p.cin * p.h * p.w;
@@ -140,20 +120,6 @@ fn load_b_spiking(c: Col, k0: u32, lid: u32, half: u32) -> vec4<f32> {
         }
     }
     return v;
-}
-
-// acc[r][c] += A[tm + 8r, kk] * B[kk, tn + 16c] over the staged chunk, kk ascending.
-fn multiply(acc: ptr<function, array<vec4<f32>, 4>>, lid: u32) {
-    let tm = lid / 16u;
-    let tn = lid % 16u;
-    for (var kk = 0u; kk < BK; kk++) {
-        let ar = kk * A_STRIDE + tm;
-        let br = kk * BN + tn;
-        let b = vec4<f32>(b_tile[br], b_tile[br + 16u], b_tile[br + 32u], b_tile[br + 48u]);
-        for (var r = 0u; r < 4u; r++) {
-            (*acc)[r] += a_tile[ar + 8u * r] * b;
-        }
-    }
 }
 
 fn store_out(acc: ptr<function, array<vec4<f32>, 4>>, m0: u32, n0: u32, lid: u32) {

@@ -47,12 +47,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const BM: u32 = 32u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const A_STRIDE: u32 = 33u; // BM + 1
-var<workgroup> a_tile: array<f32, 528>;  // [BK][A_STRIDE]
-var<workgroup> b_tile: array<f32, 1024>; // [BK][BN]
+//! import shared/gemm_tile.wgsl
 
 // The input pixel this thread stages: its image and coordinates.
 struct Col {
@@ -121,12 +116,6 @@ fn load_a(m0: u32, k0: u32, lid: u32) -> vec4<f32> {
     return v;
 }
 
-fn store_a(v: vec4<f32>, lid: u32) {
-    for (var j = 0u; j < 4u; j++) {
-        a_tile[(lid % BK) * A_STRIDE + lid / BK + 8u * j] = v[j];
-    }
-}
-
 // B rows this thread stages: lid / 64 + 2 j (j < 8), its column lid % 64.
 fn load_b(c: Col, k0: u32, lid: u32, half: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
@@ -136,18 +125,9 @@ fn load_b(c: Col, k0: u32, lid: u32, half: u32) -> vec4<f32> {
     return v;
 }
 
-fn store_b(lo: vec4<f32>, hi: vec4<f32>, lid: u32) {
-    let c = lid % BN;
-    let r = lid / BN;
-    for (var j = 0u; j < 4u; j++) {
-        b_tile[(r + 2u * j) * BN + c] = lo[j];
-        b_tile[(r + 2u * (j + 4u)) * BN + c] = hi[j];
-    }
-}
-
 // acc[r][c] += A[tm + 8r, kk] * B[kk, tn + 16c] over the staged chunk, kk ascending, each
 // product rounded on its own.
-fn multiply(acc: ptr<function, array<vec4<f32>, 4>>, lid: u32) {
+fn multiply_unfused(acc: ptr<function, array<vec4<f32>, 4>>, lid: u32) {
     let tm = lid / 16u;
     let tn = lid % 16u;
     for (var kk = 0u; kk < BK; kk++) {
@@ -206,7 +186,7 @@ fn input(
             lo = load_b(c, next, lid, 0u);
             hi = load_b(c, next, lid, 1u);
         }
-        multiply(&acc, lid);
+        multiply_unfused(&acc, lid);
         workgroupBarrier();
         if more {
             store_a(av, lid);
@@ -285,20 +265,6 @@ fn wload_b(c: WCol, q0: u32, end: u32, lid: u32, half: u32) -> vec4<f32> {
     return v;
 }
 
-// acc[r][c] += A[tm + 8r, q] * B[q, tn + 16c] over the staged chunk, q ascending.
-fn wmultiply(acc: ptr<function, array<vec4<f32>, 4>>, lid: u32) {
-    let tm = lid / 16u;
-    let tn = lid % 16u;
-    for (var kk = 0u; kk < BK; kk++) {
-        let ar = kk * A_STRIDE + tm;
-        let br = kk * BN + tn;
-        let x = vec4<f32>(b_tile[br], b_tile[br + 16u], b_tile[br + 32u], b_tile[br + 48u]);
-        for (var r = 0u; r < 4u; r++) {
-            (*acc)[r] += a_tile[ar + 8u * r] * x;
-        }
-    }
-}
-
 @compute @workgroup_size(128)
 fn weight(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -325,7 +291,7 @@ fn weight(
             lo = wload_b(c, next, end, lid, 0u);
             hi = wload_b(c, next, end, lid, 1u);
         }
-        wmultiply(&acc, lid);
+        multiply(&acc, lid);
         workgroupBarrier();
         if more {
             store_a(av, lid);

@@ -86,15 +86,9 @@ fn gemm_params(
     })
 }
 
-/// 64-column tiles over x (and z past 65,535), 32-channel tiles over y.
+/// Output pixels of all images as columns, output channels as rows.
 fn gemm_grid(s: &ConvShape) -> [u32; 3] {
-    let tiles = (s.n * s.out_h() * s.out_w()).div_ceil(64).max(1);
-    let x = tiles.min(65_535);
-    [
-        x as u32,
-        s.cout.div_ceil(32) as u32,
-        tiles.div_ceil(x) as u32,
-    ]
+    super::gemm_grid(s.n * s.out_h() * s.out_w(), s.cout)
 }
 
 fn grid(s: &ConvShape) -> [u32; 3] {

@@ -17,7 +17,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, u32_of, KernelId, View};
+use super::{gemm_grid, grid_1d, u32_of, KernelId, View};
 use crate::cpu::batchnorm::Gate;
 pub use crate::cpu::grad::Surrogate;
 use crate::cpu::{ConvShape, LifParams};
@@ -249,18 +249,12 @@ pub fn conv2d_backward_input(
         split_len: 0,
         _pad: [0; 2],
     };
-    // 64-pixel tiles over x (and z past 65,535), 32-channel tiles over y.
-    let tiles = (s.n * s.h * s.w).div_ceil(64).max(1);
-    let x = tiles.min(65_535);
     rec.dispatch(
         KernelId::GradConvGemmInput,
         &p,
         &[gy.buffer, w.buffer, gx.buffer],
-        [
-            x as u32,
-            s.cin.div_ceil(32) as u32,
-            tiles.div_ceil(x) as u32,
-        ],
+        // Input pixels of all images as columns, input channels as rows.
+        gemm_grid(s.n * s.h * s.w, s.cin),
     )
 }
 

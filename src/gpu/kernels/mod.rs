@@ -79,6 +79,15 @@ pub(crate) fn grid_1d(len: usize, wg: u32) -> [u32; 3] {
     [x, groups.div_ceil(x), 1]
 }
 
+/// The grid of a tiled GEMM kernel (`shaders/shared/gemm_tile.wgsl`): `columns` in 64-wide
+/// tiles over x, continued in z past 65,535 (kernels rebuild the tile as `z * nx + x`), and
+/// `rows` in 32-high tiles over y.
+pub(crate) fn gemm_grid(columns: usize, rows: usize) -> [u32; 3] {
+    let tiles = columns.div_ceil(64).max(1);
+    let x = tiles.min(65_535);
+    [x as u32, rows.div_ceil(32) as u32, tiles.div_ceil(x) as u32]
+}
+
 pub(crate) fn u32_of(what: &str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Gpu(format!("{what} = {v} does not fit in u32")))
 }
