@@ -134,10 +134,10 @@ fn im2col(x_n: &[f32], s: &ConvShape, col: &mut [f32]) {
                     let (q0, q1) = ((ys.start * wo) as isize, (ys.end * wo) as isize);
                     let lo = q0.max(-d);
                     let hi = q1.min((h * wd) as isize - d).max(lo);
-                    row[q0 as usize..lo as usize].fill(0.0);
+                    zero_short(&mut row[q0 as usize..lo as usize]);
                     row[lo as usize..hi as usize]
                         .copy_from_slice(&xin[(lo + d) as usize..(hi + d) as usize]);
-                    row[hi as usize..q1 as usize].fill(0.0);
+                    zero_short(&mut row[hi as usize..q1 as usize]);
                     zero_outside(row, ys.clone(), wo, &xs);
                     continue;
                 }
@@ -146,8 +146,8 @@ fn im2col(x_n: &[f32], s: &ConvShape, col: &mut [f32]) {
                     let iy = ((oy * st) as isize + dy as isize + base) as usize;
                     let in_row = &xin[iy * wd..(iy + 1) * wd];
                     let out_row = &mut row[oy * wo..(oy + 1) * wo];
-                    out_row[..xs.start].fill(0.0);
-                    out_row[xs.end..].fill(0.0);
+                    zero_short(&mut out_row[..xs.start]);
+                    zero_short(&mut out_row[xs.end..]);
                     if st == 1 {
                         out_row[xs.clone()].copy_from_slice(&in_row[ix0..ix0 + xs.len()]);
                     } else {
@@ -158,6 +158,21 @@ fn im2col(x_n: &[f32], s: &ConvShape, col: &mut [f32]) {
                 }
             }
         }
+    }
+}
+
+/// Zeroes `s`. Runs of one or two (a row's padding columns for k <= 5) are stored directly:
+/// a `fill` there becomes a `memset` call per run, which cost more than the im2col copy itself.
+#[inline(always)]
+fn zero_short(s: &mut [f32]) {
+    match s {
+        [] => {}
+        [a] => *a = 0.0,
+        [a, b] => {
+            *a = 0.0;
+            *b = 0.0;
+        }
+        _ => s.fill(0.0),
     }
 }
 
@@ -173,8 +188,8 @@ fn zero_outside(
     }
     for oy in ys {
         let r = &mut row[oy * wo..(oy + 1) * wo];
-        r[..xs.start].fill(0.0);
-        r[xs.end..].fill(0.0);
+        zero_short(&mut r[..xs.start]);
+        zero_short(&mut r[xs.end..]);
     }
 }
 

@@ -99,10 +99,13 @@ pub fn pack_spikes(spikes: &[f32], t: usize, b: usize, neurons: usize) -> Vec<u3
     for row in 0..t * b {
         let src = &spikes[row * neurons..(row + 1) * neurons];
         let dst = &mut out[row * words..(row + 1) * words];
-        for (j, &s) in src.iter().enumerate() {
-            if s != 0.0 {
-                dst[j / 32] |= 1u32 << (j % 32);
+        // A word per 32 neurons, without a branch per neuron.
+        for (w, chunk) in dst.iter_mut().zip(src.chunks(32)) {
+            let mut word = 0u32;
+            for (j, &s) in chunk.iter().enumerate() {
+                word |= u32::from(s != 0.0) << j;
             }
+            *w = word;
         }
     }
     out
