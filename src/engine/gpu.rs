@@ -303,17 +303,22 @@ impl GpuBackend {
                 ctx: self.ctx.clone(),
                 jobs: idx
                     .iter()
-                    .map(|&i| gradient.get(i).copied().unwrap_or(false).then_some(jobs[i]))
-                    .map(|j| j.map(|j| (j.plan, j.weight_seed)))
+                    .map(|&i| {
+                        let j = jobs[i];
+                        gradient
+                            .get(i)
+                            .copied()
+                            .unwrap_or(false)
+                            .then_some((j.plan, j.weight_seed))
+                    })
                     .collect(),
                 batches,
                 surrogate,
                 shared: None,
             };
             let outs = self.exec.run_many_along(&many, t, b, want, &mut along);
-            for (&i, out) in idx.iter().zip(outs) {
-                let flagged =
-                    along.jobs[idx.iter().position(|&k| k == i).expect("in group")].is_some();
+            for ((&i, out), asked) in idx.iter().zip(outs).zip(&along.jobs) {
+                let flagged = asked.is_some();
                 match out {
                     Ok((fwd, extra)) => {
                         runs[i] = Some(Ok(RunOutput::from(Forward {
