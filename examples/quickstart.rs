@@ -5,8 +5,9 @@
 
 use msenas::engine::{Device, Engine, Outputs};
 use msenas::fitness::evaluate::{make_evaluator, EvalSettings, Probe};
-use msenas::train::{Network, Silent, TrainJob};
-use msenas::{config::TrainConfig, data, genome::SearchSpace, plan::Plan};
+use msenas::fitness::ScoreId;
+use msenas::train::{Network, Silent, TrainConfig, TrainJob};
+use msenas::{data, genome::SearchSpace, plan::Plan};
 use rand::SeedableRng;
 
 fn main() -> anyhow::Result<()> {
@@ -33,7 +34,7 @@ fn main() -> anyhow::Result<()> {
         reduce_kernel: space.reduce_kernel,
         seed: 0,
         weight_seeds: 1,
-        scores: vec!["grad_rms".into(), "rdm".into(), "params".into()],
+        scores: vec![ScoreId::GradRms, ScoreId::Rdm, ScoreId::Params],
     };
     let mut evaluator = make_evaluator(&device, settings, probe)?;
     let e = &evaluator.evaluate(std::slice::from_ref(&genome))[0];

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::config::TrainConfig;
 use crate::cpu::grad::Surrogate;
 use crate::cpu::{flatten_bn, init_params, BnRunning, LifParams, BN_EPS, BN_MOMENTUM};
 use crate::genome::Genome;
 use crate::plan::Plan;
+use crate::train::TrainConfig;
 use crate::{DataSpec, Error, Result};
 
 /// The manifest's `format`.

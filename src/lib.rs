@@ -15,8 +15,12 @@
 //! 7. [`benchmarks`]: the ranking benchmark of the scores against trained accuracy;
 //! 8. the `msenas` command line.
 //!
-//! [`data`] and [`config`] are shared by every layer (as are the crate-internal plotting,
-//! statistics and file helpers).
+//! [`data`] is shared by every layer (as are the crate-internal plotting, statistics and file
+//! helpers). Each layer owns its section of a run's configuration and checks its keys
+//! ([`data::DataConfig`], [`train::TrainConfig`], [`evolve::config::SearchConfig`]; the whole
+//! [`evolve::config::Config`] with presets, files and `--set`); [`config`] only gathers those
+//! names for callers. Scores are named by the typed [`fitness::ScoreId`] (registry in
+//! [`fitness::scores`]); their names are the strings of configs, run folders and the CLI.
 //!
 //! # Embed a forward pass (a GPU when there is one, else the CPU engine)
 //!
@@ -44,6 +48,7 @@
 //! ```
 //! use msenas::engine::{Device, ProbeBatch};
 //! use msenas::fitness::evaluate::{make_evaluator, EvalSettings, Probe, Status};
+//! use msenas::fitness::ScoreId;
 //! use msenas::genome::{Genome, SearchSpace};
 //! use msenas::DataSpec;
 //! use rand::SeedableRng;
@@ -64,15 +69,15 @@
 //!     reduce_kernel: 1,
 //!     seed: 1,
 //!     weight_seeds: 1,
-//!     scores: vec!["grad_rms".into(), "rdm".into(), "params".into()],
+//!     scores: vec![ScoreId::GradRms, ScoreId::Rdm, ScoreId::Params],
 //! };
 //! let mut evaluator = make_evaluator(&Device::resolve("auto")?, settings, probe)?;
 //! let space = SearchSpace::default();
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(5);
 //! let population: Vec<Genome> = (0..4).map(|_| space.sample(&mut rng)).collect();
 //! for e in evaluator.evaluate(&population) {
-//!     println!("{} {:?} grad_rms {:.3}", e.key, e.status, e.score("grad_rms"));
-//!     assert!(e.status != Status::Ok || e.score("params") > 0.0);
+//!     println!("{} {:?} grad_rms {:.3}", e.key, e.status, e.score(ScoreId::GradRms));
+//!     assert!(e.status != Status::Ok || e.score(ScoreId::Params) > 0.0);
 //! }
 //! # Ok::<(), msenas::Error>(())
 //! ```
@@ -80,7 +85,7 @@
 //! # Train a genome
 //!
 //! ```
-//! use msenas::config::TrainConfig;
+//! use msenas::train::TrainConfig;
 //! use msenas::data::{self, DataOptions};
 //! use msenas::engine::Device;
 //! use msenas::genome::SearchSpace;

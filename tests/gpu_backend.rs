@@ -100,7 +100,7 @@ fn gpu_scores_equal_cpu_scores() {
             "grad_norm",
         ]
         .iter()
-        .map(|s| s.to_string())
+        .map(|s| s.parse().unwrap())
         .collect(),
     };
     let space = SearchSpace {
@@ -173,7 +173,7 @@ fn a_generation_runs_in_one_submission_with_one_read_back() {
             reduce_kernel: 1,
             seed: 5,
             weight_seeds: 2,
-            scores: scores.iter().map(|s| s.to_string()).collect(),
+            scores: scores.iter().map(|s| s.parse().unwrap()).collect(),
         };
         let mut ev =
             ScoringEvaluator::new(Engine::new(Device::Gpu(ctx.clone())), settings, probe(2))

@@ -9,6 +9,7 @@ mod common;
 
 use msenas::engine::{Device, Engine, ProbeBatch};
 use msenas::fitness::evaluate::{EvalSettings, Evaluator, Probe, ScoringEvaluator, Status};
+use msenas::fitness::ScoreId;
 use msenas::genome::SearchSpace;
 use msenas::DataSpec;
 use rand::SeedableRng;
@@ -43,10 +44,7 @@ fn live_buffers_stay_bounded_over_300_candidates() {
         reduce_kernel: 1,
         seed: 1,
         weight_seeds: 1,
-        scores: ["grad_rms", "params", "firing_rate"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        scores: vec![ScoreId::GradRms, ScoreId::Params, ScoreId::FiringRate],
     };
     let space = SearchSpace {
         layout: "NRN".into(),

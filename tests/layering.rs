@@ -1,6 +1,7 @@
 //! The modules form layers, each using only layers below it:
 //! genome -> plan -> {cpu, gpu} -> engine -> {fitness, train} -> evolve -> benchmarks -> cli,
-//! with shared utilities below (error, spec, fsio, stats, report; then config, data, dump).
+//! with shared utilities below (error, spec, fsio, stats, report; then data, dump). Each layer
+//! owns its configuration section; `config` only re-exports them, above `evolve`.
 //! This reads every `crate::MODULE` path outside test code and checks the arrows run one way.
 
 use std::collections::BTreeMap;
@@ -17,7 +18,6 @@ const RANKS: &[(&str, u32)] = &[
     ("plan", 2),
     ("cpu", 3),
     ("gpu", 4),
-    ("config", 4),
     ("engine", 5),
     ("data", 5),
     ("fitness", 6),
@@ -26,6 +26,7 @@ const RANKS: &[(&str, u32)] = &[
     ("evolve", 7),
     ("export", 7),
     ("benchmarks", 8),
+    ("config", 8),
     ("cli", 9),
 ];
 

@@ -626,7 +626,16 @@ fn train(
                 Some(c) => c,
                 None => Config::load(None, None, &[])?,
             };
-            let r = NewRun::prepare(genome.inner, &cfg, &dataset, data_dir, size, seed, &out)?;
+            let r = NewRun::prepare(
+                genome.inner,
+                &cfg.train,
+                &cfg.space,
+                &dataset,
+                data_dir,
+                size,
+                seed,
+                &out,
+            )?;
             TrainJob::new(&r.network, &r.dataset, &r.config, r.seed, &out).run(&device, &mut Silent)
         })
         .py()?;

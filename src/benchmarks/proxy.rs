@@ -38,14 +38,15 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::cpu::grad::Surrogate;
 use crate::data::Dataset;
+use crate::evolve::config::Config;
 use crate::evolve::search::load_data;
 use crate::fitness::evaluate::{
     derive_seed, weight_seed, EngineEvaluator, EvalSettings, Probe, Status,
 };
 pub use crate::fitness::gradient::{gradient_scores, GRAD_WORST};
+use crate::fitness::ScoreId;
 use crate::genome::Genome;
 use crate::plan::Plan;
 use crate::report::plot;
@@ -56,17 +57,17 @@ use crate::train::{self, Network};
 use crate::{Error, Result};
 
 /// The registry scores computed on one probe batch and one weight seed.
-pub const BASE_SCORES: [&str; 10] = [
-    "rdm",
-    "rdm_late",
-    "rdm_rate",
-    "rdm_corr",
-    "rdm_rsa",
-    "sahd",
-    "hamming",
-    "firing_rate",
-    "sops",
-    "params",
+pub const BASE_SCORES: [ScoreId; 10] = [
+    ScoreId::Rdm,
+    ScoreId::RdmLate,
+    ScoreId::RdmRate,
+    ScoreId::RdmCorr,
+    ScoreId::RdmRsa,
+    ScoreId::Sahd,
+    ScoreId::Hamming,
+    ScoreId::FiringRate,
+    ScoreId::Sops,
+    ScoreId::Params,
 ];
 
 /// Every score column of the CSV, in order.
@@ -511,7 +512,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Resu
             cfg.train.surrogate
         ))
     })?;
-    let mk = |scores: Vec<String>, w: usize, probe: Probe| -> Result<EngineEvaluator> {
+    let mk = |scores: Vec<ScoreId>, w: usize, probe: Probe| -> Result<EngineEvaluator> {
         let s = EvalSettings {
             spec: ds.spec,
             width: cfg.space.width,
@@ -522,12 +523,8 @@ pub fn run(cfg: &Config, opts: &BenchOptions, log: &mut dyn FnMut(&str)) -> Resu
         };
         EngineEvaluator::cpu(s, probe)
     };
-    let base = mk(
-        BASE_SCORES.iter().map(|s| s.to_string()).collect(),
-        1,
-        probe1,
-    )?;
-    let avg9 = mk(vec!["rdm".into()], 3, probe3)?;
+    let base = mk(BASE_SCORES.to_vec(), 1, probe1)?;
+    let avg9 = mk(vec![ScoreId::Rdm], 3, probe3)?;
     let mut bench = Bench {
         cfg,
         opts,

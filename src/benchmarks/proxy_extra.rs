@@ -181,7 +181,7 @@ pub fn extra_scores(cand: &Rdms, labels: &[u16], reference: &Rdms) -> [f64; 3] {
 
 /// What [`rescore`] needs from the benchmark run.
 pub struct RescoreInput<'a> {
-    pub cfg: &'a crate::config::Config,
+    pub cfg: &'a crate::evolve::config::Config,
     /// The dataset as the benchmark used it (budget training split, evaluation subsets).
     pub train_ds: &'a crate::data::Dataset,
     pub batch: &'a ProbeBatch,
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn membrane_rdm_of_identical_samples_is_zero() {
-        let mut cfg = crate::config::preset("tiny").unwrap();
+        let mut cfg = crate::evolve::config::preset("tiny").unwrap();
         cfg.space.timesteps = 2;
         let ds = crate::evolve::search::load_data(&cfg).unwrap();
         let mut rng = StdRng::seed_from_u64(1);

@@ -21,9 +21,9 @@ use std::time::Instant;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
 use crate::data::Dataset;
 use crate::engine::Device;
+use crate::evolve::config::Config;
 use crate::evolve::run_dir::{self, RunDir};
 use crate::evolve::search::{self, Quiet};
 use crate::fitness::evaluate::{derive_seed, Status};

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
 use crate::data::spec_by_name;
+use crate::evolve::config::Config;
 use crate::export::Exported;
 use crate::Error;
 

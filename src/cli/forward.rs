@@ -4,12 +4,12 @@
 //! gradient of every parameter on the same batch (the labels of the test samples), from the
 //! training reverse pass ([`crate::train::backprop`]).
 
-use crate::config::Config;
 use crate::cpu::grad::Surrogate;
 use crate::cpu::{forward, init_params, ForwardOptions};
 use crate::data::{self, DataOptions};
 use crate::dump::{self, DumpInfo, GradDump};
 use crate::engine::{Device, Engine, Outputs};
+use crate::evolve::config::Config;
 use crate::train::backprop::{backward, forward_tape, Hooks};
 use crate::train::Loss;
 use crate::Error;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::benchmarks::proxy::{self, BenchOptions};
-use crate::config::Config;
+use crate::evolve::config::Config;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

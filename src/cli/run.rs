@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::progress::TrainBar;
-use crate::config::Config;
 use crate::engine::Device;
+use crate::evolve::config::Config;
 use crate::evolve::run_dir;
 use crate::train::{self, eval::Noise, Network, TrainJob};
 

@@ -1,6 +1,6 @@
 //! `msenas sample`: a valid random genome as JSON.
 
-use crate::config::Config;
+use crate::evolve::config::Config;
 use rand::SeedableRng;
 use std::path::PathBuf;
 

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::config::Config;
+use crate::evolve::config::Config;
 use crate::evolve::search;
 use crate::fitness::evaluate::{cpu_probe_stats, scorable};
-use crate::fitness::rdm_matrix;
+use crate::fitness::{rdm_matrix, ScoreId};
 use crate::report::plot;
 use crate::Error;
 
@@ -66,12 +66,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         cfg.search.device = d.clone();
     }
     cfg.validate()?;
-    let scores: Vec<String> = match &a.fitness {
-        Some(list) => list.iter().map(|s| s.trim().to_string()).collect(),
-        None => scorable().iter().map(|s| s.to_string()).collect(),
+    let scores: Vec<ScoreId> = match &a.fitness {
+        Some(list) => list
+            .iter()
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .map_err(|e| Error::input(format!("--fitness: {e}")))
+            })
+            .collect::<crate::Result<_>>()?,
+        None => scorable()
+            .iter()
+            .map(|s| s.parse())
+            .collect::<crate::Result<_>>()?,
     };
     let genome = super::read_genome(&a.genome)?;
-    let (settings, probe, ds) = search::prepare(&cfg, scores.clone())?;
+    let (settings, probe, ds) = search::prepare(&cfg, scores)?;
     let mut evaluator = crate::evolve::short_train::make_search_evaluator(
         &cfg,
         settings.clone(),
@@ -143,7 +153,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     out.push('\n');
     let _ = writeln!(out, "{:<12} {:>16} {:>12}", "score", "value", "time");
-    for name in &scores {
+    for name in settings.scores.iter().map(|s| s.name()) {
         let t = ev.timings.get(name).copied().unwrap_or(0.0);
         let _ = writeln!(
             out,

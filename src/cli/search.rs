@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::Config;
+use crate::evolve::config::Config;
 use crate::evolve::run_dir::{self, RunDir};
 use crate::evolve::search::{self, GenerationSummary, Observer};
 use crate::fitness::evaluate::Evaluation;

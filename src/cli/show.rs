@@ -1,8 +1,8 @@
 //! `msenas show`: a genome in words (cells, motifs, edges, wiring, parameter count) and,
 //! with `--plot`, as a PNG drawing.
 
-use crate::config::Config;
 use crate::data::spec_by_name;
+use crate::evolve::config::Config;
 use crate::genome::Genome;
 use crate::plan::describe::{describe, draw};
 use crate::plan::Plan;

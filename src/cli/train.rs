@@ -2,8 +2,8 @@
 //! backpropagation through time, on the CPU engine or a GPU (`--device`).
 
 use super::progress::TrainBar;
-use crate::config::{self, Config};
 use crate::engine::Device;
+use crate::evolve::config::{self, Config};
 use crate::train::{self, NewRun, TrainJob};
 use crate::Error;
 use std::path::{Path, PathBuf};
@@ -142,7 +142,7 @@ pub fn resolve_config(a: &Args, run: Option<Config>) -> crate::Result<Config> {
 }
 
 /// The resolved config of a search run folder, if `p` is one.
-fn run_config(p: &Path) -> crate::Result<Option<crate::config::Config>> {
+fn run_config(p: &Path) -> crate::Result<Option<crate::evolve::config::Config>> {
     let path = p.join("config.json");
     if !p.is_dir() || !path.exists() {
         return Ok(None);
@@ -189,7 +189,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let r = NewRun::prepare(
         genome,
-        &cfg,
+        &cfg.train,
+        &cfg.space,
         &dataset,
         a.data_dir.clone(),
         a.size,
@@ -301,7 +302,7 @@ mod tests {
         let c = resolve_config(&args(&["--preset", "paper"]), None).unwrap();
         assert_eq!(c.train, config::preset("paper").unwrap().train);
         let c = resolve_config(&args(&[]), None).unwrap();
-        assert_eq!(c.train, crate::config::TrainConfig::default());
+        assert_eq!(c.train, crate::train::TrainConfig::default());
         let c = resolve_config(&args(&["--width", "4", "--timesteps", "2"]), None).unwrap();
         assert_eq!((c.space.width, c.space.timesteps), (4, 2));
     }

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::{DataSpec, Error, Result};
+use serde::{Deserialize, Serialize};
 
 pub use frames::{augment_events, augment_static, frame_events, Event, EventAugment};
 
@@ -164,6 +165,45 @@ pub struct Dataset {
     pub notes: String,
 }
 
+/// The `data` section of a run's configuration: which dataset, where, at what size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Dataset name (`digits`, `mnist`, `fashion_mnist`, `cifar10`, `cifar100`, `dvs128_gesture`,
+    /// `cifar10_dvs`, `digits_dvs`).
+    pub dataset: String,
+    /// Folder holding the dataset's files (not needed for the bundled sets).
+    pub data_dir: Option<String>,
+    /// Resize inputs to size x size (None: the dataset's default).
+    pub size: Option<usize>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dataset: "digits".into(),
+            data_dir: None,
+            size: None,
+        }
+    }
+}
+
+/// The largest input side accepted (`data.size`, `--size`): 512 (DVS128 is 128, CIFAR 32).
+pub const MAX_INPUT_SIZE: usize = 512;
+
+impl DataConfig {
+    /// This section's problems, each naming its key (`data.…`).
+    pub fn problems(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if let Some(size) = self.size {
+            if !(1..=MAX_INPUT_SIZE).contains(&size) {
+                errs.push(format!("data.size: {size} (allowed: 1..={MAX_INPUT_SIZE})"));
+            }
+        }
+        errs
+    }
+}
+
 /// How to load a dataset.
 #[derive(Clone, Debug)]
 pub struct DataOptions {
@@ -280,7 +320,7 @@ pub fn load(name: &str, opts: &DataOptions) -> Result<Dataset> {
             "{name}: timesteps must be at least 1"
         )));
     }
-    let max = crate::config::MAX_INPUT_SIZE;
+    let max = MAX_INPUT_SIZE;
     if let Some(size) = opts.size.filter(|s| !(1..=max).contains(s)) {
         return Err(Error::input(format!(
             "{name}: input size {size} (allowed: 1..={max})"

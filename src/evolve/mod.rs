@@ -1,6 +1,7 @@
 //! Evolutionary search on the host: the NSGA-II toolkit, candidate evaluation, the search loop
 //! and its run folder.
 
+pub mod config;
 pub mod nsga2;
 pub mod run_dir;
 pub mod search;

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::config::Config;
+use crate::evolve::config::Config;
 use crate::fitness::evaluate::{Evaluation, Status};
 use crate::genome::Genome;
 use crate::{Error, Result};
@@ -470,7 +470,7 @@ mod tests {
         // An edited config.json: named key, old and new value.
         let cp = dir.path().join(CONFIG);
         let c2 = Config {
-            search: crate::config::SearchConfig {
+            search: crate::evolve::config::SearchConfig {
                 population: 12,
                 ..cfg.search.clone()
             },

@@ -23,31 +23,32 @@ use serde_json::{json, Value};
 
 use super::nsga2::{self, Nsga2Config};
 use super::run_dir::{self, genome_value, population_file, Record, RunDir};
-use crate::config::Config;
 use crate::data::{self, DataOptions, Dataset};
+use crate::evolve::config::Config;
 use crate::fitness::evaluate::{derive_seed, EvalSettings, Evaluation, Evaluator, Probe, Status};
-use crate::fitness::{self, Direction as ScoreDirection};
+use crate::fitness::{self, Direction as ScoreDirection, ScoreId};
 use crate::genome::{motifs, Genome, ResolvedCell};
 use crate::report::plot;
 use crate::stats::median;
 use crate::{Error, Result};
 
 /// Objective names with their NSGA-II directions (from the score registry).
-pub fn objectives(cfg: &Config) -> Result<Vec<(String, nsga2::Direction)>> {
-    let mut out: Vec<(String, nsga2::Direction)> = Vec::new();
+pub fn objectives(cfg: &Config) -> Result<Vec<(ScoreId, nsga2::Direction)>> {
+    let mut out: Vec<(ScoreId, nsga2::Direction)> = Vec::new();
     for name in &cfg.search.objectives {
-        let def = fitness::score_def(name)
+        let id: ScoreId = name
+            .parse()
             .map_err(|e| Error::input(format!("search.objectives: {e}")))?;
-        if out.iter().any(|(n, _)| n == name) {
+        if out.iter().any(|(n, _)| *n == id) {
             return Err(Error::input(format!(
                 "search.objectives: `{name}` listed twice"
             )));
         }
-        let dir = match def.direction {
+        let dir = match id.direction() {
             ScoreDirection::Maximize => nsga2::Direction::Maximize,
             ScoreDirection::Minimize => nsga2::Direction::Minimize,
         };
-        out.push((name.clone(), dir));
+        out.push((id, dir));
     }
     if out.is_empty() {
         return Err(Error::input(
@@ -59,15 +60,17 @@ pub fn objectives(cfg: &Config) -> Result<Vec<(String, nsga2::Direction)>> {
 
 /// Scores a search computes: the fitness, the objectives, then `params`, `sops` and
 /// `firing_rate` (cheap, and the plots and summary use them), without repeats.
-pub fn search_scores(cfg: &Config) -> Result<Vec<String>> {
-    fitness::score_def(&cfg.search.fitness)
+pub fn search_scores(cfg: &Config) -> Result<Vec<ScoreId>> {
+    let fit: ScoreId = cfg
+        .search
+        .fitness
+        .parse()
         .map_err(|e| Error::input(format!("search.fitness: {e}")))?;
-    objectives(cfg)?;
-    let mut out: Vec<String> = Vec::new();
-    let all = std::iter::once(&cfg.search.fitness)
-        .chain(&cfg.search.objectives)
-        .cloned()
-        .chain(fitness::ScoreId::of_kind(fitness::ScoreKind::Cost).map(|s| s.name().to_string()));
+    let objectives = objectives(cfg)?;
+    let mut out: Vec<ScoreId> = Vec::new();
+    let all = std::iter::once(fit)
+        .chain(objectives.iter().map(|&(id, _)| id))
+        .chain(ScoreId::of_kind(fitness::ScoreKind::Cost));
     for s in all {
         if !out.contains(&s) {
             out.push(s);
@@ -91,7 +94,7 @@ pub fn load_data(cfg: &Config) -> Result<Dataset> {
 }
 
 /// Evaluation settings and the probe of a configuration (loads the dataset).
-pub fn prepare(cfg: &Config, scores: Vec<String>) -> Result<(EvalSettings, Probe, Dataset)> {
+pub fn prepare(cfg: &Config, scores: Vec<ScoreId>) -> Result<(EvalSettings, Probe, Dataset)> {
     let ds = load_data(cfg)?;
     // Every candidate halves the input once per reduction cell: an input smaller than that
     // would fail every evaluation, so it is refused before any work.
@@ -122,9 +125,6 @@ pub fn prepare(cfg: &Config, scores: Vec<String>) -> Result<(EvalSettings, Probe
     };
     // Training scores (`short_train`) are computed by a wrapper around the training-free
     // evaluator (`short_train::make_search_evaluator`); everything else is checked here.
-    for s in &settings.scores {
-        fitness::score_def(s)?;
-    }
     super::short_train::training_free_part(&settings).validate()?;
     Ok((settings, probe, ds))
 }
@@ -226,7 +226,7 @@ pub struct SearchOutcome {
 }
 
 /// Objective values of members in minimisation form.
-fn objective_matrix(members: &[Member], objs: &[(String, nsga2::Direction)]) -> Vec<Vec<f64>> {
+fn objective_matrix(members: &[Member], objs: &[(ScoreId, nsga2::Direction)]) -> Vec<Vec<f64>> {
     members
         .iter()
         .map(|m| {
@@ -259,7 +259,7 @@ struct Pending {
 pub struct Search<R: BorrowMut<RunDir> = RunDir> {
     cfg: Config,
     run: R,
-    objs: Vec<(String, nsga2::Direction)>,
+    objs: Vec<(ScoreId, nsga2::Direction)>,
     nsga: Nsga2Config,
     cache: HashMap<String, Evaluation>,
     seen: HashSet<String>,
@@ -314,7 +314,7 @@ impl<R: BorrowMut<RunDir>> Search<R> {
     }
 
     /// The scores every evaluation must hold ([`search_scores`]).
-    pub fn scores(&self) -> Vec<String> {
+    pub fn scores(&self) -> Vec<ScoreId> {
         search_scores(&self.cfg).expect("checked in Search::new")
     }
 
@@ -710,7 +710,7 @@ pub fn best_of(cfg: &Config, evals: &[Evaluation]) -> Option<Evaluation> {
     best.cloned()
 }
 
-fn first_front(population: &[Member], objs: &[(String, nsga2::Direction)]) -> Vec<Member> {
+fn first_front(population: &[Member], objs: &[(ScoreId, nsga2::Direction)]) -> Vec<Member> {
     let om = objective_matrix(population, objs);
     let (rank, _) = nsga2::rank_and_crowding(&om);
     let mut front: Vec<usize> = (0..population.len()).filter(|&i| rank[i] == 0).collect();
@@ -833,7 +833,7 @@ mod tests {
 
     #[test]
     fn a_search_in_which_every_candidate_fails_is_an_error_without_best_json() {
-        let cfg = crate::config::preset("tiny").unwrap();
+        let cfg = crate::evolve::config::preset("tiny").unwrap();
         let (settings, _, _) = prepare(&cfg, search_scores(&cfg).unwrap()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut run = RunDir::create(dir.path(), &cfg).unwrap();
@@ -856,7 +856,7 @@ mod tests {
 
     #[test]
     fn inputs_too_small_for_the_layout_are_refused_before_work() {
-        let mut cfg = crate::config::preset("tiny").unwrap();
+        let mut cfg = crate::evolve::config::preset("tiny").unwrap();
         cfg.data.size = Some(1);
         let e = prepare(&cfg, search_scores(&cfg).unwrap())
             .unwrap_err()

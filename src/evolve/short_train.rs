@@ -17,36 +17,32 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::Status;
-use crate::config::{Config, TrainConfig};
 use crate::data::Dataset;
 use crate::engine::Device;
-use crate::fitness;
+use crate::evolve::config::Config;
 use crate::fitness::evaluate::{
     derive_seed, make_evaluator, EvalSettings, Evaluation, Evaluator, Probe,
 };
+use crate::fitness::{ScoreId, ScoreKind};
 use crate::genome::Genome;
+use crate::train::TrainConfig;
 use crate::train::{self, Network};
 use crate::{Error, Result};
-
-/// Whether a score trains the candidate (computed by [`ShortTrainEvaluator`], not from spikes).
-fn trains(name: &str) -> bool {
-    fitness::score_def(name).is_ok_and(|d| !d.id.training_free())
-}
 
 /// The settings with the training scores removed (what the training-free evaluator computes).
 /// When nothing is left, `params` stands in so the wrapped evaluator still decides liveness.
 pub fn training_free_part(settings: &EvalSettings) -> EvalSettings {
     let mut s = settings.clone();
-    s.scores.retain(|n| !trains(n));
+    s.scores.retain(|n| n.training_free());
     if s.scores.is_empty() {
-        s.scores.push("params".into());
+        s.scores.push(ScoreId::Params);
     }
     s
 }
 
 /// Whether any requested score trains.
-pub fn needs_training(scores: &[String]) -> bool {
-    scores.iter().any(|n| trains(n))
+pub fn needs_training(scores: &[ScoreId]) -> bool {
+    scores.iter().any(|n| !n.training_free())
 }
 
 /// The evaluator of a search or `msenas score` run: the training-free evaluator for the
@@ -84,9 +80,6 @@ impl ShortTrainEvaluator {
         cfg: &Config,
         ds: &Dataset,
     ) -> Result<Self> {
-        for s in &settings.scores {
-            fitness::score_def(s)?;
-        }
         let st = &cfg.search.short_train;
         if ds.train.is_empty() || ds.val.is_empty() {
             return Err(Error::input(format!(
@@ -125,12 +118,13 @@ impl ShortTrainEvaluator {
     }
 
     fn complete(&self, genome: &Genome, mut ev: Evaluation) -> Evaluation {
-        let requested = |n: &str| self.settings.scores.iter().any(|s| s == n);
+        let requested = |n: &str| self.settings.scores.iter().any(|s| s.name() == n);
         // Drop the stand-in score when it was not requested.
         ev.scores.retain(|k, _| requested(k));
-        let trained = fitness::ScoreId::of_kind(fitness::ScoreKind::Trained).map(|s| s.name());
-        for name in trained.filter(|n| requested(n)) {
-            let worst = fitness::score_def(name).map(|d| d.worst).unwrap_or(0.0);
+        let trained =
+            ScoreId::of_kind(ScoreKind::Trained).filter(|s| self.settings.scores.contains(s));
+        for id in trained {
+            let (name, worst) = (id.name(), id.def().worst);
             if ev.status != Status::Ok {
                 ev.scores.insert((*name).into(), worst);
                 continue;
@@ -202,11 +196,11 @@ mod tests {
     use crate::evolve::search;
 
     fn tiny(scores: &[&str]) -> (Config, EvalSettings, Probe, Dataset) {
-        let mut cfg = crate::config::preset("tiny").unwrap();
+        let mut cfg = crate::evolve::config::preset("tiny").unwrap();
         cfg.search.device = "cpu".into();
         cfg.search.short_train.samples = 40;
         cfg.search.short_train.val_samples = 30;
-        let scores = scores.iter().map(|s| s.to_string()).collect();
+        let scores = scores.iter().map(|s| s.parse().unwrap()).collect();
         let (settings, probe, ds) = search::prepare(&cfg, scores).unwrap();
         (cfg, settings, probe, ds)
     }

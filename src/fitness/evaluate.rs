@@ -30,10 +30,6 @@ use crate::genome::{fnv1a64, Genome};
 use crate::plan::{Op, Plan};
 use crate::{DataSpec, Error, Result};
 
-fn training_free(def: &fitness::ScoreDef) -> bool {
-    def.id.training_free()
-}
-
 /// The kind of a validated score name.
 fn kind_of(name: &str) -> ScoreKind {
     fitness::score_def(name).map_or(ScoreKind::Spike, |d| d.kind)
@@ -126,8 +122,8 @@ pub struct EvalSettings {
     /// The run seed (weights: [`weight_seed`]).
     pub seed: u64,
     pub weight_seeds: usize,
-    /// Scores to compute (spike scores from the registry, `params`, `sops`, `firing_rate`).
-    pub scores: Vec<String>,
+    /// Scores to compute: any training-free registry score (spike, cost or gradient kind).
+    pub scores: Vec<ScoreId>,
 }
 
 impl EvalSettings {
@@ -137,8 +133,7 @@ impl EvalSettings {
             return Err(Error::input("no score requested"));
         }
         for (i, s) in self.scores.iter().enumerate() {
-            let def = fitness::score_def(s)?;
-            if !training_free(def) {
+            if !s.training_free() {
                 return Err(Error::input(format!(
                     "score `{s}` needs training and cannot be computed by the training-free \
                      evaluator (allowed: {})",
@@ -160,7 +155,7 @@ impl EvalSettings {
 pub fn scorable() -> Vec<&'static str> {
     fitness::registry()
         .iter()
-        .filter(|d| training_free(d))
+        .filter(|d| d.id.training_free())
         .map(|d| d.name)
         .collect()
 }
@@ -203,7 +198,7 @@ pub struct Evaluation {
 impl Evaluation {
     /// A dead or failed evaluation: every score at its worst value. A genome that does not
     /// validate has no canonical key: its key is `invalid:` and its debug form.
-    pub fn worst(genome: &Genome, scores: &[String], status: Status, reason: String) -> Self {
+    pub fn worst(genome: &Genome, scores: &[ScoreId], status: Status, reason: String) -> Self {
         let key = match genome.validate() {
             Ok(()) => genome.canonical_key(),
             Err(_) => format!("invalid:{genome:?}"),
@@ -213,10 +208,7 @@ impl Evaluation {
             genome: genome.clone(),
             scores: scores
                 .iter()
-                .map(|s| {
-                    let w = fitness::score_def(s).map(|d| d.worst).unwrap_or(f64::NAN);
-                    (s.clone(), w)
-                })
+                .map(|s| (s.name().to_string(), s.def().worst))
                 .collect(),
             status,
             reason: Some(reason),
@@ -224,9 +216,9 @@ impl Evaluation {
         }
     }
 
-    /// A score's value (NaN when it was not computed).
-    pub fn score(&self, name: &str) -> f64 {
-        self.scores.get(name).copied().unwrap_or(f64::NAN)
+    /// A score's value, by [`ScoreId`] or name (NaN when it was not computed).
+    pub fn score(&self, id: impl AsRef<str>) -> f64 {
+        self.scores.get(id.as_ref()).copied().unwrap_or(f64::NAN)
     }
 }
 
@@ -415,7 +407,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
             .settings
             .scores
             .iter()
-            .any(|n| kind_of(n) == ScoreKind::Spike);
+            .any(|n| n.kind() == ScoreKind::Spike);
         if spike {
             Outputs::scores()
         } else {
@@ -462,12 +454,13 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
         norm2: &mut NormFn<'_, B>,
     ) -> Evaluation {
         let s = &self.settings;
-        let spike_scores: Vec<&String> = s
+        let spike_scores: Vec<ScoreId> = s
             .scores
             .iter()
-            .filter(|n| kind_of(n) == ScoreKind::Spike)
+            .copied()
+            .filter(|n| n.kind() == ScoreKind::Spike)
             .collect();
-        let mut sums: BTreeMap<String, f64> = s.scores.iter().map(|n| (n.clone(), 0.0)).collect();
+        let mut sums: BTreeMap<ScoreId, f64> = s.scores.iter().map(|&n| (n, 0.0)).collect();
         let mut failed_scores: BTreeMap<String, String> = BTreeMap::new();
         let mut runs = 0usize;
         let mut dead: Option<String> = None;
@@ -508,27 +501,27 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
                     labels: &batch.labels,
                     late,
                 };
-                for name in &spike_scores {
+                for &id in &spike_scores {
                     let t0 = Instant::now();
-                    let outcome = fitness::compute(name, &input);
-                    crate::engine::add_time(&mut timings, name, t0);
+                    let outcome = fitness::compute(id.name(), &input);
+                    crate::engine::add_time(&mut timings, id.name(), t0);
                     match outcome {
                         Ok(fitness::ScoreOutcome::Value(v)) => {
-                            *sums.get_mut(*name).unwrap() += v;
+                            *sums.get_mut(&id).unwrap() += v;
                         }
                         Ok(fitness::ScoreOutcome::Failed { reason, .. }) => {
-                            failed_scores.entry((*name).clone()).or_insert(reason);
+                            failed_scores.entry(id.name().into()).or_insert(reason);
                         }
                         Err(e) => {
                             failed_scores
-                                .entry((*name).clone())
+                                .entry(id.name().into())
                                 .or_insert(e.to_string());
                         }
                     }
                 }
                 for id in ScoreId::of_kind(ScoreKind::Cost) {
                     let name = id.name();
-                    if let Some(v) = sums.get_mut(name) {
+                    if let Some(v) = sums.get_mut(&id) {
                         let t0 = Instant::now();
                         *v += match id {
                             ScoreId::Params => plan.num_params as f64,
@@ -546,10 +539,11 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
             ev.timings = timings;
             return ev;
         }
-        let gradient: Vec<&String> = s
+        let gradient: Vec<ScoreId> = s
             .scores
             .iter()
-            .filter(|n| kind_of(n) == ScoreKind::Gradient)
+            .copied()
+            .filter(|n| n.kind() == ScoreKind::Gradient)
             .collect();
         if !gradient.is_empty() {
             let t0 = Instant::now();
@@ -568,42 +562,38 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
             }
             let dead_grad = norms.contains(&super::gradient::GRAD_WORST);
             let gn = norms.iter().sum::<f64>() / norms.len().max(1) as f64;
-            for name in gradient {
+            for &id in &gradient {
                 if dead_grad {
                     failed_scores
-                        .entry(name.clone())
+                        .entry(id.name().into())
                         .or_insert_with(|| "every gradient is zero".into());
                     continue;
                 }
-                let v = match name.as_str() {
-                    "grad_norm" => gn,
+                let v = match id {
+                    ScoreId::GradNorm => gn,
                     _ => super::gradient::grad_rms(gn, plan.num_params),
                 };
-                *sums.get_mut(name).unwrap() = v * runs as f64;
+                *sums.get_mut(&id).unwrap() = v * runs as f64;
             }
-            for name in s
-                .scores
-                .iter()
-                .filter(|n| kind_of(n) == ScoreKind::Gradient)
-            {
-                crate::engine::add_time(&mut timings, name, t0);
+            for id in gradient {
+                crate::engine::add_time(&mut timings, id.name(), t0);
             }
         }
         let mut scores = BTreeMap::new();
-        for name in &s.scores {
-            let def = fitness::score_def(name).expect("validated score");
+        for &id in &s.scores {
+            let name = id.name();
             let v = if failed_scores.contains_key(name) {
-                def.worst
+                id.def().worst
             } else {
-                let v = sums[name] / runs as f64;
+                let v = sums[&id] / runs as f64;
                 if v.is_finite() {
                     v
                 } else {
-                    failed_scores.insert(name.clone(), "non-finite value".into());
-                    def.worst
+                    failed_scores.insert(name.into(), "non-finite value".into());
+                    id.def().worst
                 }
             };
-            scores.insert(name.clone(), v);
+            scores.insert(name.to_string(), v);
         }
         let reason = if failed_scores.is_empty() {
             None
@@ -650,7 +640,7 @@ impl<B: SpikeBackend> ScoringEvaluator<B> {
             .settings
             .scores
             .iter()
-            .any(|n| kind_of(n) == ScoreKind::Gradient);
+            .any(|n| n.kind() == ScoreKind::Gradient);
         let grad_batches = if gradient {
             super::gradient::mini_batches(
                 &self.probe.batches[0],
@@ -919,7 +909,7 @@ mod tests {
             reduce_kernel: 1,
             seed: 3,
             weight_seeds: 1,
-            scores: scores.iter().map(|s| s.to_string()).collect(),
+            scores: scores.iter().map(|s| s.parse().unwrap()).collect(),
         }
     }
 
@@ -1277,7 +1267,9 @@ mod tests {
     #[test]
     fn settings_refuse_training_scores_and_unknown_names() {
         assert!(settings(&["short_train"]).validate().is_err());
-        assert!(settings(&["rdmm"]).validate().is_err());
+        // Unknown names are refused where a name becomes a `ScoreId`.
+        let e = "rdmm".parse::<ScoreId>().unwrap_err().to_string();
+        assert!(e.contains("rdmm") && e.contains("grad_rms"), "{e}");
         assert!(settings(&["rdm", "rdm"]).validate().is_err());
         assert!(Device::resolve("no-such-adapter-anywhere").is_err());
     }

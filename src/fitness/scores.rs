@@ -113,9 +113,15 @@ impl std::str::FromStr for ScoreId {
     }
 }
 
+impl AsRef<str> for ScoreId {
+    fn as_ref(&self) -> &str {
+        self.name()
+    }
+}
+
 impl std::fmt::Display for ScoreId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 

@@ -19,8 +19,8 @@
 //! (`adam_m`, `adam_v`) and the best weights so far (`best_params`, `best_bn_mean`,
 //! `best_bn_var`): everything an exact resume needs.
 
-use crate::config::TrainConfig;
 use crate::plan::Plan;
+use crate::train::TrainConfig;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -217,11 +217,11 @@ impl EvalRequest {
                 self.split
             )));
         }
-        if self.batch_size == 0 || self.batch_size > crate::config::MAX_BATCH {
+        if self.batch_size == 0 || self.batch_size > crate::train::MAX_BATCH {
             return Err(Error::input(format!(
                 "--batch-size: {} (allowed: 1..={})",
                 self.batch_size,
-                crate::config::MAX_BATCH
+                crate::train::MAX_BATCH
             )));
         }
         plan.check_workload(self.batch_size.min(split.len()), plan.spec.timesteps)

@@ -14,13 +14,13 @@
 //! run is a function of its inputs and a resumed run ends bit-identical to an uninterrupted one.
 
 pub mod checkpoint;
+pub mod config;
 pub mod eval;
 pub mod rng;
 
 pub use crate::cpu::grad::Loss;
 pub use crate::cpu::{backprop, optim};
 
-use crate::config::TrainConfig;
 use crate::cpu::grad::Surrogate;
 use crate::cpu::{bn_len, flatten_bn, unflatten_bn};
 use crate::cpu::{BnRunning, LifParams};
@@ -31,6 +31,7 @@ use crate::plan::Plan;
 use crate::{Error, Result};
 pub use checkpoint::EpochLog;
 use checkpoint::{Checkpoint, Meta};
+pub use config::{TrainConfig, MAX_BATCH};
 use optim::{lr_at, peak_lr, AdamW};
 use rng::{SplitMix64, STREAM_TRAIN};
 use serde::{Deserialize, Serialize};
@@ -179,30 +180,15 @@ struct Settings {
     lif: LifParams,
 }
 
+/// The configuration checked ([`TrainConfig::problems`], every problem in one line) and its
+/// names resolved.
 fn settings(cfg: &TrainConfig) -> Result<Settings> {
-    let loss = Loss::parse(&cfg.loss)
-        .ok_or_else(|| Error::input(format!("train.loss: '{}' (allowed: ce, mse)", cfg.loss)))?;
-    let surrogate = Surrogate::parse(&cfg.surrogate).ok_or_else(|| {
-        Error::input(format!(
-            "train.surrogate: '{}' (allowed: triangle, sigmoid, atan, optionally NAME:ALPHA)",
-            cfg.surrogate
-        ))
-    })?;
-    if cfg.epochs == 0 {
-        return Err(Error::input("train.epochs: 0 (allowed: at least 1)"));
+    let problems = cfg.problems();
+    if !problems.is_empty() {
+        return Err(Error::input(problems.join("; ")));
     }
-    if cfg.batch_size == 0 {
-        return Err(Error::input("train.batch_size: 0 (allowed: at least 1)"));
-    }
-    if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
-        return Err(Error::input(format!("train.lr: {} (allowed: > 0)", cfg.lr)));
-    }
-    let deg = cfg.event_rotate_deg;
-    if !(deg.is_finite() && (0.0..=180.0).contains(&deg)) {
-        return Err(Error::input(format!(
-            "train.event_rotate_deg: {deg} (allowed: 0 to 180)"
-        )));
-    }
+    let loss = Loss::parse(&cfg.loss).expect("checked by problems()");
+    let surrogate = Surrogate::parse(&cfg.surrogate).expect("checked by problems()");
     Ok(Settings {
         loss,
         surrogate,
@@ -222,11 +208,13 @@ pub struct NewRun {
 }
 
 impl NewRun {
-    /// `cfg` supplies `train` and `space.{width, timesteps, reduce_kernel}`; `data_dir` is
-    /// needed for the sets that are not bundled.
+    /// `train` is the training configuration, `space` supplies `width`, `timesteps` and
+    /// `reduce_kernel`; `data_dir` is needed for the sets that are not bundled.
+    #[allow(clippy::too_many_arguments)]
     pub fn prepare(
         genome: Genome,
-        cfg: &crate::config::Config,
+        train: &TrainConfig,
+        space: &crate::genome::SearchSpace,
         dataset: &str,
         data_dir: Option<PathBuf>,
         size: Option<usize>,
@@ -239,7 +227,7 @@ impl NewRun {
                 out.display()
             )));
         }
-        let timesteps = cfg.space.timesteps;
+        let timesteps = space.timesteps;
         let dataset = crate::data::load(
             dataset,
             &crate::data::DataOptions {
@@ -252,12 +240,11 @@ impl NewRun {
         )?;
         let mut spec = dataset.spec;
         spec.timesteps = timesteps;
-        let network =
-            Network::from_genome(genome, &spec, cfg.space.width, cfg.space.reduce_kernel)?;
+        let network = Network::from_genome(genome, &spec, space.width, space.reduce_kernel)?;
         Ok(NewRun {
             network,
             dataset,
-            config: cfg.train.clone(),
+            config: train.clone(),
             seed,
         })
     }
