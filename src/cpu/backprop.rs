@@ -165,6 +165,61 @@ pub fn forward_tape(
     }
 }
 
+/// What [`gradient`] returns.
+#[derive(Clone, Debug)]
+pub struct Gradient {
+    /// `[B, classes]` time-averaged logits.
+    pub logits: Vec<f32>,
+    /// Per batch-norm layer, the batch's `(mean, biased var)`.
+    pub bn_stats: Vec<(Vec<f32>, Vec<f32>)>,
+    /// `dL/dparams`, or `None` where `loss` returned no gradient.
+    pub grads: Option<Vec<f32>>,
+}
+
+/// A forward pass with batch statistics, `loss(logits)` (`dL/dlogits`, or `None` to stop there,
+/// e.g. for a non-finite loss), then the reverse pass: on the fast engine
+/// ([`crate::cpu::fast`]) with [`Kernels::Fast`] where it supports the plan, else on the
+/// reference loops (this module).
+#[allow(clippy::too_many_arguments)]
+pub fn gradient(
+    plan: &Plan,
+    params: &[f32],
+    input: &[f32],
+    timesteps: usize,
+    batch: usize,
+    lif_p: LifParams,
+    sg: Surrogate,
+    eps: f32,
+    kernels: Kernels,
+    loss: impl FnOnce(&[f32]) -> Option<Vec<f32>>,
+) -> Gradient {
+    if kernels == Kernels::Fast && crate::cpu::fast::supports(plan) {
+        let tape =
+            crate::cpu::fast::forward_tape(plan, params, input, timesteps, batch, lif_p, eps);
+        let logits = tape.logits().to_vec();
+        let bn_stats = tape.bn_stats().to_vec();
+        let grads = loss(&logits).map(|gl| crate::cpu::fast::backward(plan, params, tape, &gl, sg));
+        return Gradient {
+            logits,
+            bn_stats,
+            grads,
+        };
+    }
+    let hooks = Hooks {
+        kernels,
+        ..Hooks::default()
+    };
+    let tape = forward_tape(plan, params, input, timesteps, batch, lif_p, eps, hooks);
+    let logits = tape.logits(plan).to_vec();
+    let bn_stats = tape.bn_stats.clone();
+    let grads = loss(&logits).map(|gl| backward(plan, params, tape, &gl, lif_p, sg, eps));
+    Gradient {
+        logits,
+        bn_stats,
+        grads,
+    }
+}
+
 fn accumulate(grads: &mut [Option<Vec<f32>>], id: usize, g: Vec<f32>) {
     match &mut grads[id] {
         Some(acc) => add_into(acc, &g),

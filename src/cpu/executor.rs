@@ -194,6 +194,9 @@ pub(crate) fn apply_op<'a>(
 /// Run the plan on `input` (`[T, B, C, H, W]`, or `[B, C, H, W]` repeated over T when its length
 /// is one step's worth).
 pub fn forward(plan: &Plan, params: &[f32], input: &[f32], opts: &ForwardOptions) -> ForwardOutput {
+    if opts.kernels == Kernels::Fast && !opts.keep_tensors && super::fast::supports(plan) {
+        return super::fast::forward(plan, params, input, opts, super::fast::SpikeOrder::Plan);
+    }
     let t = opts.timesteps;
     let b = opts.batch;
     let n = t * b;

@@ -12,6 +12,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod executor;
+pub mod fast;
 pub mod fastconv;
 pub mod grad;
 pub mod lif;

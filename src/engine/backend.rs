@@ -8,8 +8,8 @@ use super::{Forward, Outputs};
 use crate::cpu::backprop;
 use crate::cpu::grad::{softmax_cross_entropy, Surrogate};
 use crate::cpu::{
-    forward, init_params, population_counts, population_stats, ForwardOptions, LifParams,
-    PopulationSpikes, PopulationStats,
+    fast, forward, init_params, population_counts, population_stats, ForwardOptions, Kernels,
+    LifParams, PopulationSpikes, PopulationStats,
 };
 use crate::plan::Plan;
 
@@ -230,7 +230,12 @@ impl CpuBackend {
         let mut opts = ForwardOptions::new(plan.spec.timesteps, batch);
         opts.record_spikes = want.stats;
         opts.kernels = self.kernels;
-        let out = forward(plan, &params, input, &opts);
+        // The statistics are invariant to the neuron order: the fast engine keeps its own.
+        let out = if self.kernels == Kernels::Fast && fast::supports(plan) {
+            fast::forward(plan, &params, input, &opts, fast::SpikeOrder::Any)
+        } else {
+            forward(plan, &params, input, &opts)
+        };
         add_time(timings, "forward", t0);
         let t0 = Instant::now();
         let counts = want.firing_rates || want.stats;
@@ -341,29 +346,20 @@ pub fn cpu_gradients(
     batches
         .iter()
         .map(|(x, labels)| {
-            let tape = backprop::forward_tape(
+            backprop::gradient(
                 plan,
                 params,
                 x,
                 t,
                 labels.len(),
                 LifParams::default(),
-                crate::cpu::BN_EPS,
-                backprop::Hooks {
-                    kernels,
-                    ..backprop::Hooks::default()
-                },
-            );
-            let (_, gl) = softmax_cross_entropy(tape.logits(plan), labels, k, 0.0);
-            backprop::backward(
-                plan,
-                params,
-                tape,
-                &gl,
-                LifParams::default(),
                 surrogate,
                 crate::cpu::BN_EPS,
+                kernels,
+                |logits| Some(softmax_cross_entropy(logits, labels, k, 0.0).1),
             )
+            .grads
+            .expect("the loss always returns a gradient")
         })
         .collect()
 }

@@ -6,7 +6,7 @@
 use super::Device;
 use crate::cpu::backprop;
 use crate::cpu::optim::AdamW;
-use crate::cpu::{bn_update_running, BnMode, BnRunning, ForwardOptions};
+use crate::cpu::{bn_update_running, BnMode, BnRunning, ForwardOptions, Kernels};
 use crate::gpu::{GpuTrainer, TrainSettings, TrainState};
 use crate::plan::Plan;
 use crate::Result;
@@ -29,6 +29,7 @@ enum Inner {
 
 struct CpuSession {
     plan: Plan,
+    kernels: Kernels,
     settings: TrainSettings,
     params: Vec<f32>,
     bn: BnRunning,
@@ -60,6 +61,10 @@ impl TrainSession {
                 opt.step = state.step;
                 Inner::Cpu(Box::new(CpuSession {
                     plan: plan.clone(),
+                    kernels: match device {
+                        Device::Cpu { kernels } => *kernels,
+                        Device::Gpu(_) => unreachable!("a GPU device has a context"),
+                    },
                     settings,
                     params: state.params,
                     bn: state.bn,
@@ -97,6 +102,7 @@ impl TrainSession {
                 o.bn = BnMode::Running(&c.bn);
                 o.lif = c.settings.lif;
                 o.eps = c.settings.eps;
+                o.kernels = c.kernels;
                 Ok(crate::cpu::forward(&c.plan, &c.params, input, &o).logits)
             }
         }
@@ -135,26 +141,32 @@ impl CpuSession {
         let plan = &self.plan;
         let s = self.settings;
         let (t, b, k) = (plan.spec.timesteps, labels.len(), plan.spec.classes);
-        let tape = backprop::forward_tape(
+        let mut loss = f32::NAN;
+        let g = backprop::gradient(
             plan,
             &self.params,
             x,
             t,
             b,
             s.lif,
+            s.surrogate,
             s.eps,
-            backprop::Hooks::default(),
+            self.kernels,
+            |logits| {
+                let (l, gl) = s.loss.eval(logits, labels, k, s.label_smoothing);
+                loss = l;
+                l.is_finite().then_some(gl)
+            },
         );
-        let logits = tape.logits(plan).to_vec();
-        let (loss, gl) = s.loss.eval(&logits, labels, k, s.label_smoothing);
-        if !loss.is_finite() {
+        let logits = g.logits;
+        let Some(grad) = g.grads else {
             return StepOutput {
                 loss: f64::from(loss),
                 logits,
             };
-        }
+        };
         for (i, &ch) in plan.bn_channels.iter().enumerate() {
-            let (mean, var) = &tape.bn_stats[i];
+            let (mean, var) = &g.bn_stats[i];
             bn_update_running(
                 &mut self.bn.mean[i],
                 &mut self.bn.var[i],
@@ -165,7 +177,6 @@ impl CpuSession {
             );
             debug_assert_eq!(mean.len(), ch);
         }
-        let grad = backprop::backward(plan, &self.params, tape, &gl, s.lif, s.surrogate, s.eps);
         self.opt.update(&mut self.params, &grad, lr);
         StepOutput {
             loss: f64::from(loss),
