@@ -1,11 +1,12 @@
-//! CPU engine forward time per candidate (fast convolutions; the reference loops, the previous
-//! path, in the same run) at the CPU default (C 8, T 4, batch 128, digits
-//! 1x16x16, 10 classes) for the genomes `msenas sample --seed 0..9` gives, printed as JSON.
-//! Where PyTorch is importable, the same networks run in PyTorch on the CPU in the same run
-//! (`scripts/crosscheck_torch.py --bench`), and the ratio is reported.
+//! CPU engine forward time per candidate (the fast engine; the reference loops in the same run)
+//! at the CPU default (C 8, T 4, batch 128, digits 1x16x16, 10 classes) for the genomes
+//! `msenas sample --seed 0..9` gives, printed as JSON. Where PyTorch is importable, the same
+//! networks run in PyTorch on the CPU in the same run (`scripts/crosscheck_torch.py --bench`),
+//! eager and under `torch.compile`, and the ratios are reported.
 //!
-//! `cargo bench --bench cpu_forward`; `MSENAS_BENCH_REPEATS` (default 3) sets the repeats and
-//! `MSENAS_BENCH_CANDIDATES` (default 10) the number of genomes.
+//! `cargo bench --bench cpu_forward`; `MSENAS_BENCH_REPEATS` (default 3) sets the repeats,
+//! `MSENAS_BENCH_CANDIDATES` (default 10) the number of genomes, `MSENAS_BENCH_NO_COMPILE=1`
+//! skips `torch.compile` (its compilation takes a minute or two per network).
 
 use msenas::config::Config;
 use msenas::cpu::{forward, init_params, ForwardOptions};
@@ -46,15 +47,17 @@ fn torch_available() -> Option<String> {
         .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
-fn torch_bench(script: &Path, dir: &Path, repeats: usize) -> Result<Value, String> {
-    let o = Command::new("python3")
-        .arg(script)
+fn torch_bench(script: &Path, dir: &Path, repeats: usize, compile: bool) -> Result<Value, String> {
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
         .arg("--bench")
         .arg(dir)
         .arg("--repeats")
-        .arg(repeats.to_string())
-        .output()
-        .map_err(|e| e.to_string())?;
+        .arg(repeats.to_string());
+    if compile {
+        cmd.arg("--compile");
+    }
+    let o = cmd.output().map_err(|e| e.to_string())?;
     if !o.status.success() {
         return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
     }
@@ -83,11 +86,12 @@ fn main() {
     let input = ds.test.batch(&idx, t);
     let labels = ds.test.labels_of(&idx);
     let torch = torch_available();
+    let compile = std::env::var("MSENAS_BENCH_NO_COMPILE").map_or(true, |v| v != "1");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/crosscheck_torch.py");
     let tmp = tempfile::tempdir().expect("temporary folder");
 
     let mut rows = Vec::new();
-    let (mut cpu_total, mut torch_total) = (0.0f64, 0.0f64);
+    let (mut cpu_total, mut torch_total, mut compiled_total) = (0.0f64, 0.0f64, 0.0f64);
     for seed in 0..candidates as u64 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let genome = cfg.space.sample(&mut rng);
@@ -142,13 +146,14 @@ fn main() {
                 grads: None,
             };
             dump::write(&dir, &plan, &params, &input, &rec, &out, &info).expect("dump");
-            match torch_bench(&script, &dir, repeats) {
+            match torch_bench(&script, &dir, repeats, compile) {
                 Ok(v) => {
                     let tm = v["median_s"].as_f64().unwrap_or(f64::NAN);
                     cpu_total += cpu_med;
                     torch_total += tm;
+                    compiled_total += v["compiled"]["median_s"].as_f64().unwrap_or(0.0);
+                    row["torch_over_cpu"] = json!(tm / cpu_med);
                     row["torch"] = v;
-                    row["cpu_over_torch"] = json!(cpu_med / tm);
                 }
                 Err(e) => row["torch_error"] = json!(e),
             }
@@ -186,7 +191,9 @@ fn main() {
             "cpu_reference_loops_median_sum_s": ref_sum,
             "reference_loops_over_cpu": ref_sum / cpu_sum,
             "torch_median_sum_s": if torch_total > 0.0 { json!(torch_total) } else { Value::Null },
-            "cpu_over_torch": if torch_total > 0.0 { json!(cpu_total / torch_total) } else { Value::Null },
+            "torch_over_cpu": if torch_total > 0.0 { json!(torch_total / cpu_total) } else { Value::Null },
+            "torch_compiled_median_sum_s": if compiled_total > 0.0 { json!(compiled_total) } else { Value::Null },
+            "torch_compiled_over_cpu": if compiled_total > 0.0 { json!(compiled_total / cpu_total) } else { Value::Null },
         },
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());

@@ -3,7 +3,8 @@
 
 Usage:
     crosscheck_torch.py DIR...                     check `msenas forward --dump DIR` folders
-    crosscheck_torch.py --bench DIR [--repeats N]  time the same network in PyTorch (JSON out)
+    crosscheck_torch.py --bench DIR [--repeats N] [--compile]  time the same network in PyTorch,
+                                                  eager (and compiled) (JSON out)
 
 The network is rebuilt from DIR/plan.json op by op with stock torch modules (conv2d, batch norm
 in training mode, linear), loads DIR/params.f32 and runs DIR/input.f32 in float32, following
@@ -551,28 +552,44 @@ def check_grads(torch, d, vtol, rtol, grad_rtol, grad_floor, verbose):
     return ok
 
 
-def bench(torch, d, repeats):
+def bench(torch, d, repeats, compile=False):
+    """Time the dumped network's forward pass: eager, and with `compile` also under
+    `torch.compile` (its first calls, which compile, reported apart). JSON on stdout."""
     man, plan, params, inp, _, _, _ = load_dump(d)
     net = Net.from_dump(torch, man, plan, params)
-    times = []
-    with torch.no_grad():
-        net.run(inp)  # warm-up
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            net.run(inp)
-            times.append(time.perf_counter() - t0)
-    print(
-        json.dumps(
-            {
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "repeats": repeats,
-                "median_s": statistics.median(times),
-                "min_s": min(times),
-                "max_s": max(times),
-            }
-        )
-    )
+    x = torch.from_numpy(np.ascontiguousarray(inp))
+    x = x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+    def timed(run):
+        with torch.no_grad():
+            start = time.perf_counter()
+            run(x)  # warm-up (and compilation)
+            run(x)
+            warm = time.perf_counter() - start
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                run(x)
+                times.append(time.perf_counter() - t0)
+        return times, warm
+
+    times, _ = timed(net.run)
+    out = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+    }
+    if compile:
+        times, warm = timed(torch.compile(net.run))
+        out["compiled"] = {
+            "median_s": statistics.median(times),
+            "min_s": min(times),
+            "warmup_s": warm,
+        }
+    print(json.dumps(out))
 
 
 def main():
@@ -580,6 +597,7 @@ def main():
     ap.add_argument("dirs", nargs="*", help="dump folders (msenas forward --dump DIR)")
     ap.add_argument("--bench", metavar="DIR", help="time the network of DIR, print JSON")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--compile", action="store_true", help="with --bench: also torch.compile")
     ap.add_argument("--vtol", type=float, default=1e-5, help="membrane distance allowed")
     ap.add_argument("--rtol", type=float, default=1e-4, help="relative logit and loss tolerance")
     ap.add_argument("--grad-rtol", type=float, default=1e-3,
@@ -608,7 +626,7 @@ def main():
             print(f"crosscheck_torch: {d}: no manifest.json (not a complete dump)", file=sys.stderr)
             return 2
     if a.bench:
-        bench(torch, a.bench, a.repeats)
+        bench(torch, a.bench, a.repeats, a.compile)
         return 0
     ok = True
     for d in a.dirs:

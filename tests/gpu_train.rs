@@ -26,12 +26,10 @@ use msenas::gpu::{GpuContext, GpuTrainer, TrainSettings, TrainState};
 use msenas::plan::{Op, Plan};
 use msenas::train::backprop::{backward, forward_tape, Hooks};
 
-/// The CPU twin of the GPU trainer runs the reference convolution loops (the WGSL kernels' sum
-/// order).
+/// The CPU twin of the GPU trainer: the reference tape (the WGSL kernels' sum order).
 const REFERENCE: Hooks<'static> = Hooks {
     spikes: None,
     gates: None,
-    kernels: msenas::cpu::Kernels::Reference,
 };
 use msenas::engine::Device;
 use msenas::train::checkpoint::Checkpoint;

@@ -196,7 +196,6 @@ fn gradient_check_on(sg: Surrogate, g: &Genome) {
     let hooks = Hooks {
         spikes: Some(&smooth),
         gates: Some(&gates),
-        ..Hooks::default()
     };
     let loss_at = |p: &[f32]| {
         let tape = forward_tape(&plan, p, &x, t, b, lifp, 1e-5, hooks);

@@ -12,8 +12,8 @@
 
 use crate::cpu::executor::apply_op;
 use crate::cpu::grad::{
-    bn_backward, concat_backward, global_avg_pool_backward, lif_backward, linear_backward,
-    mean_time_backward, Surrogate,
+    bn_backward, concat_backward, conv2d_backward_input, conv2d_backward_weight,
+    global_avg_pool_backward, lif_backward, linear_backward, mean_time_backward, Surrogate,
 };
 use crate::cpu::{
     add_into, bn_apply, bn_stats, lif_membrane, ConvShape, Gate as CpuGate, Kernels, LifParams,
@@ -33,8 +33,6 @@ pub struct Tape {
     pub bn_stats: Vec<(Vec<f32>, Vec<f32>)>,
     /// Spike count of every population.
     pub spike_counts: Vec<u64>,
-    /// The convolution implementation of the forward pass; the reverse pass uses the same.
-    pub kernels: Kernels,
 }
 
 impl Tape {
@@ -58,9 +56,6 @@ pub type GateOverride<'a> = &'a dyn Fn(usize, &mut [f32]);
 pub struct Hooks<'a> {
     pub spikes: Option<SpikeOverride<'a>>,
     pub gates: Option<GateOverride<'a>>,
-    /// Convolution implementation (default: the fast one; the reference loops for bit-equal
-    /// parity with the GPU trainer).
-    pub kernels: Kernels,
 }
 
 /// Forward pass with batch statistics, keeping every tensor. `input` is `[T, B, C, H, W]` (or
@@ -149,8 +144,7 @@ pub fn forward_tape(
                 stats[*bn] = (mean, var);
                 y
             }
-            _ => apply_op(plan, params, op, t, batch, hooks.kernels, get)
-                .expect("an op without state"),
+            _ => apply_op(plan, params, op, t, batch, get).expect("an op without state"),
         };
         tensors[op.output()] = Some(y);
     }
@@ -161,7 +155,6 @@ pub fn forward_tape(
         v_pre,
         bn_stats: stats,
         spike_counts,
-        kernels: hooks.kernels,
     }
 }
 
@@ -205,11 +198,16 @@ pub fn gradient(
             grads,
         };
     }
-    let hooks = Hooks {
-        kernels,
-        ..Hooks::default()
-    };
-    let tape = forward_tape(plan, params, input, timesteps, batch, lif_p, eps, hooks);
+    let tape = forward_tape(
+        plan,
+        params,
+        input,
+        timesteps,
+        batch,
+        lif_p,
+        eps,
+        Hooks::default(),
+    );
     let logits = tape.logits(plan).to_vec();
     let bn_stats = tape.bn_stats.clone();
     let grads = loss(&logits).map(|gl| backward(plan, params, tape, &gl, lif_p, sg, eps));
@@ -346,17 +344,11 @@ pub fn backward(
             Op::Conv { x, weight, .. } => {
                 let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
                 let mut gw = vec![0.0; shape.weight_len()];
-                tape.kernels
-                    .conv2d_backward_weight(get(*x), &gy, &shape, &mut gw);
+                conv2d_backward_weight(get(*x), &gy, &shape, &mut gw);
                 gparams[range(*weight)].copy_from_slice(&gw);
                 if *x != plan.input {
                     let mut gx = vec![0.0; shape.in_len()];
-                    tape.kernels.conv2d_backward_input(
-                        &gy,
-                        &params[range(*weight)],
-                        &shape,
-                        &mut gx,
-                    );
+                    conv2d_backward_input(&gy, &params[range(*weight)], &shape, &mut gx);
                     accumulate(&mut grads, *x, gx);
                 }
             }

@@ -2,7 +2,7 @@
 //! primitives of this module. It is the oracle for the GPU engine and the fallback executor.
 
 use super::{
-    add_into, bn_apply, bn_stats, concat_channels, global_avg_pool, lif, linear, mean_time,
+    add_into, bn_apply, bn_stats, concat_channels, conv2d, global_avg_pool, lif, linear, mean_time,
     pack_spikes, uniform_fill, ConvShape, Gate as CpuGate, Kernels, LifParams,
 };
 use crate::plan::{Op, ParamInit, Plan};
@@ -64,9 +64,9 @@ pub struct ForwardOptions<'a> {
     pub eps: f32,
     /// Return every population's spikes, bit-packed `[T][B][words]`.
     pub record_spikes: bool,
-    /// Keep every intermediate tensor (for training and dumps).
+    /// Keep every intermediate tensor (for dumps; the pass then runs on the reference).
     pub keep_tensors: bool,
-    /// Convolution implementation (default: the fast one).
+    /// The engine (default: the fast one).
     pub kernels: Kernels,
 }
 
@@ -129,7 +129,6 @@ pub(crate) fn apply_op<'a>(
     op: &Op,
     t: usize,
     b: usize,
-    kernels: Kernels,
     get: impl Fn(usize) -> &'a [f32],
 ) -> Option<Vec<f32>> {
     let n = t * b;
@@ -143,7 +142,7 @@ pub(crate) fn apply_op<'a>(
         Op::Conv { x, weight, .. } => {
             let shape = ConvShape::of_op(plan, op, n).expect("a conv op");
             let mut y = vec![0.0; shape.out_len()];
-            kernels.conv2d(get(*x), param(*weight), &shape, &mut y);
+            conv2d(get(*x), param(*weight), &shape, &mut y);
             y
         }
         Op::Add { xs, .. } => {
@@ -192,7 +191,8 @@ pub(crate) fn apply_op<'a>(
 }
 
 /// Run the plan on `input` (`[T, B, C, H, W]`, or `[B, C, H, W]` repeated over T when its length
-/// is one step's worth).
+/// is one step's worth): on the fast engine with [`Kernels::Fast`] (unless it does not support
+/// the plan or `keep_tensors` is set), else on the reference primitives.
 pub fn forward(plan: &Plan, params: &[f32], input: &[f32], opts: &ForwardOptions) -> ForwardOutput {
     if opts.kernels == Kernels::Fast && !opts.keep_tensors && super::fast::supports(plan) {
         return super::fast::forward(plan, params, input, opts, super::fast::SpikeOrder::Plan);
@@ -275,7 +275,7 @@ pub fn forward(plan: &Plan, params: &[f32], input: &[f32], opts: &ForwardOptions
                 );
                 y
             }
-            _ => apply_op(plan, params, op, t, b, opts.kernels, get).expect("an op without state"),
+            _ => apply_op(plan, params, op, t, b, get).expect("an op without state"),
         };
         tensors[op.output()] = Some(y);
         if !opts.keep_tensors {

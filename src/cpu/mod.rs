@@ -1,11 +1,13 @@
 //! The CPU engine and its reference primitives.
 //!
-//! Plain f32 Rust, one file per primitive; each function is the twin of a WGSL kernel with the
-//! same arguments and loop shape, and follows `docs/design.md` (layouts, accumulation order, the
-//! weight generator) to the bit. These are the oracle every GPU kernel is checked against.
-//! Convolutions, where the time goes, run by default through [`fastconv`] (blocked GEMMs, equal
-//! to the direct loops within float tolerance); [`Kernels::Reference`] selects the direct loops
-//! for bit-equal parity with the GPU engine.
+//! [`fast`] is the CPU engine every CPU path runs by default ([`Kernels::Fast`]): its own
+//! layouts, lookup-table convolutions over spike planes, fused batch norm and LIF.
+//!
+//! The rest is the reference: plain f32 Rust, one file per primitive; each function is the twin
+//! of a WGSL kernel with the same arguments and loop shape, and follows `docs/design.md`
+//! (layouts, accumulation order, the weight generator) to the bit. The reference executor
+//! ([`executor`], [`backprop`]) runs a plan on them ([`Kernels::Reference`]): the oracle every
+//! GPU kernel and the fast engine are checked against.
 
 pub mod backprop;
 pub mod batchnorm;
@@ -13,43 +15,22 @@ pub mod conv;
 pub mod elementwise;
 pub mod executor;
 pub mod fast;
-pub mod fastconv;
 pub mod grad;
 pub mod lif;
 pub mod optim;
 pub mod rng;
 pub mod spikes;
 
-/// Which convolution implementation the CPU executor and the training pass use.
+/// Which CPU engine runs a plan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kernels {
-    /// Blocked GEMMs ([`fastconv`]): the production path.
+    /// The fast engine ([`fast`]): the production path (plans it does not support, and
+    /// callers that need every intermediate tensor, run on the reference).
     #[default]
     Fast,
-    /// The direct loops, summing in the order the WGSL kernels do: the oracle, and the twin of
-    /// the GPU engine in bit-equal parity checks.
+    /// The reference executor and primitives, summing in the order the WGSL kernels do: the
+    /// oracle, and the twin of the GPU engine in bit-equal parity checks.
     Reference,
-}
-
-impl Kernels {
-    pub fn conv2d(self, x: &[f32], w: &[f32], s: &ConvShape, out: &mut [f32]) {
-        match self {
-            Kernels::Fast => fastconv::conv2d(x, w, s, out),
-            Kernels::Reference => conv::conv2d(x, w, s, out),
-        }
-    }
-    pub fn conv2d_backward_input(self, gy: &[f32], w: &[f32], s: &ConvShape, gx: &mut [f32]) {
-        match self {
-            Kernels::Fast => fastconv::conv2d_backward_input(gy, w, s, gx),
-            Kernels::Reference => grad::conv2d_backward_input(gy, w, s, gx),
-        }
-    }
-    pub fn conv2d_backward_weight(self, x: &[f32], gy: &[f32], s: &ConvShape, gw: &mut [f32]) {
-        match self {
-            Kernels::Fast => fastconv::conv2d_backward_weight(x, gy, s, gw),
-            Kernels::Reference => grad::conv2d_backward_weight(x, gy, s, gw),
-        }
-    }
 }
 
 pub use batchnorm::{bn_apply, bn_stats, bn_update_running, Gate, BN_EPS, BN_MOMENTUM};

@@ -596,10 +596,7 @@ fn whole_network_gradients_match_the_reference() {
                 b,
                 lif,
                 1e-5,
-                backprop::Hooks {
-                    kernels: Kernels::Reference,
-                    ..Default::default()
-                },
+                backprop::Hooks::default(),
             );
             let fast = forward_tape(&plan, &params, &x, t, b, lif, 1e-5);
             if fast.spike_counts() != reference.spike_counts.as_slice() {
