@@ -25,6 +25,7 @@ pub mod primitives;
 pub(crate) mod simd;
 
 pub use exec::{backward, supports, SpikeOrder, Tape};
+pub use pool::release;
 
 use super::{ForwardOptions, ForwardOutput, LifParams};
 use crate::plan::Plan;

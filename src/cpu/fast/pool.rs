@@ -1,31 +1,31 @@
-//! Buffers reused across ops and runs. A freed [`Buf`] goes back to its thread's pool instead of
-//! the allocator: tensors of a few MiB are fresh pages from the OS on every allocation, and
-//! faulting them in cost about a quarter of a forward pass. A thread keeps at most
-//! [`POOL_BYTES`] of free buffers; taking one zeroes it.
+//! Buffers reused across ops and runs. A freed [`Buf`] goes back to a process-wide pool instead
+//! of the allocator: tensors of a few MiB are fresh pages from the OS on every allocation, and
+//! faulting them in cost about a quarter of a forward pass. The pools keep at most
+//! [`POOL_BYTES`] of free buffers in all; [`release`] hands them back to the allocator.
 
-use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-/// Most bytes of free buffers one thread keeps.
-pub(crate) const POOL_BYTES: usize = 256 << 20;
+/// Most bytes of free buffers kept, over every element type.
+pub(crate) const POOL_BYTES: usize = 512 << 20;
+
+/// Bytes of free buffers kept now.
+static KEPT: AtomicUsize = AtomicUsize::new(0);
 
 /// An element type with a pool of its own.
 pub(crate) trait Pooled: Copy + Default + 'static {
     fn with_pool<R>(f: impl FnOnce(&mut Pool<Self>) -> R) -> R;
 }
 
-/// One thread's free buffers of one element type.
+/// The free buffers of one element type.
 pub(crate) struct Pool<T> {
     free: Vec<Vec<T>>,
-    bytes: usize,
 }
 
 impl<T> Pool<T> {
     const fn new() -> Self {
-        Pool {
-            free: Vec::new(),
-            bytes: 0,
-        }
+        Pool { free: Vec::new() }
     }
 }
 
@@ -33,15 +33,28 @@ macro_rules! pooled {
     ($($t:ty),*) => {$(
         impl Pooled for $t {
             fn with_pool<R>(f: impl FnOnce(&mut Pool<Self>) -> R) -> R {
-                thread_local! {
-                    static POOL: RefCell<Pool<$t>> = const { RefCell::new(Pool::new()) };
-                }
-                POOL.with(|p| f(&mut p.borrow_mut()))
+                static POOL: Mutex<Pool<$t>> = Mutex::new(Pool::new());
+                // A panic elsewhere cannot leave a pool inconsistent: it holds whole vectors.
+                f(&mut POOL.lock().unwrap_or_else(|e| e.into_inner()))
             }
         }
     )*};
 }
 pooled!(f32, u8);
+
+/// Hands every free buffer back to the allocator (the engine keeps up to [`POOL_BYTES`] of
+/// them between runs otherwise).
+pub fn release() {
+    fn drain<T: Pooled>() {
+        T::with_pool(|p| {
+            for v in p.free.drain(..) {
+                KEPT.fetch_sub(v.capacity() * std::mem::size_of::<T>(), Ordering::Relaxed);
+            }
+        });
+    }
+    drain::<f32>();
+    drain::<u8>();
+}
 
 /// A zero-initialised buffer that returns to its thread's pool when dropped.
 pub(crate) struct Buf<T: Pooled> {
@@ -80,7 +93,7 @@ impl<T: Pooled> Buf<T> {
                 .min_by_key(|(_, v)| v.capacity())
                 .map(|(i, _)| i)?;
             let v = p.free.swap_remove(best);
-            p.bytes -= v.capacity() * std::mem::size_of::<T>();
+            KEPT.fetch_sub(v.capacity() * std::mem::size_of::<T>(), Ordering::Relaxed);
             Some(v)
         });
         Buf {
@@ -109,8 +122,8 @@ impl<T: Pooled> Drop for Buf<T> {
             return;
         }
         T::with_pool(|p| {
-            if p.bytes + bytes <= POOL_BYTES {
-                p.bytes += bytes;
+            if KEPT.load(Ordering::Relaxed) + bytes <= POOL_BYTES {
+                KEPT.fetch_add(bytes, Ordering::Relaxed);
                 p.free.push(v);
             }
         });
@@ -141,21 +154,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_come_back_zeroed_and_are_reused() {
+    fn buffers_come_back_with_the_contents_asked_for() {
+        // (Other tests share the pools, so which buffer comes back is not asserted.)
         let mut a = Buf::<f32>::zeroed(1000);
         a[3] = 7.0;
-        let ptr = a.as_ptr();
         drop(a);
         let b = Buf::<f32>::zeroed(900);
-        assert_eq!(b.as_ptr(), ptr, "the freed buffer is reused");
-        assert!(b.iter().all(|&v| v == 0.0));
         assert_eq!(b.len(), 900);
-        let c = Buf::<f32>::zeroed(2000);
-        assert_ne!(c.as_ptr(), ptr);
+        assert!(b.iter().all(|&v| v == 0.0), "zeroed");
         drop(b);
-        let d = Buf::<f32>::stale(950);
-        assert_eq!(d.len(), 950);
-        assert!(d.iter().all(|&v| v == 0.0), "never-held values are zero");
+        let c = Buf::<f32>::stale(950);
+        assert_eq!(c.len(), 950);
         assert_eq!(Buf::from_slice(&[1u8, 2, 3]).into_vec(), vec![1, 2, 3]);
+        drop(c);
+        release();
+        assert!(KEPT.load(Ordering::Relaxed) <= POOL_BYTES);
     }
 }
