@@ -456,6 +456,28 @@ fn lif_spikes_and_membranes_equal_the_reference() {
     }
 }
 
+#[test]
+fn lif_backward_equals_the_reference_for_every_surrogate() {
+    use crate::cpu::grad::{lif_backward as reference, Surrogate};
+    let mut r = rng(6);
+    let (t, n) = (4usize, 5000usize); // more neurons than one task takes
+    let gs: Vec<f32> = (0..t * n).map(|_| r.random::<f32>() * 2.0 - 1.0).collect();
+    let v_pre: Vec<f32> = (0..t * n).map(|_| r.random::<f32>() * 1.6 - 0.3).collect();
+    let p = crate::cpu::LifParams::default();
+    for sg in [
+        Surrogate::Triangle { alpha: 2.0 },
+        Surrogate::Sigmoid { alpha: 4.0 },
+        Surrogate::Atan { alpha: 2.0 },
+        Surrogate::Triangle { alpha: 3.5 },
+    ] {
+        let mut want = vec![0.0; t * n];
+        reference(&gs, &v_pre, t, n, p, sg, &mut want);
+        let mut got = vec![7.0; t * n];
+        ops::lif_backward(&gs, &v_pre, t, p, sg, &mut got);
+        assert_eq!(got, want, "{sg:?}: the same f32 operations, bit for bit");
+    }
+}
+
 fn spec(h: usize) -> DataSpec {
     DataSpec {
         in_ch: 1,
