@@ -110,6 +110,7 @@ pub mod benchmarks;
 #[doc(hidden)]
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
 pub mod cpu;
 pub mod data;
 pub mod dump;
@@ -120,6 +121,7 @@ pub mod export;
 pub mod fitness;
 pub(crate) mod fsio;
 pub mod genome;
+#[doc(hidden)]
 pub mod gpu;
 pub mod plan;
 pub(crate) mod report;

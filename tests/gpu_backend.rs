@@ -61,7 +61,7 @@ fn gpu_scores_equal_cpu_scores() {
     let Some(ctx) = common::primary() else {
         return;
     };
-    let backend = Engine::new(Device::Gpu(ctx));
+    let backend = Engine::new(Device::from_gpu(ctx));
     let (t, b) = (2, 8);
     let spec = DataSpec {
         in_ch: 1,
@@ -175,9 +175,12 @@ fn a_generation_runs_in_one_submission_with_one_read_back() {
             weight_seeds: 2,
             scores: scores.iter().map(|s| s.parse().unwrap()).collect(),
         };
-        let mut ev =
-            ScoringEvaluator::new(Engine::new(Device::Gpu(ctx.clone())), settings, probe(2))
-                .unwrap();
+        let mut ev = ScoringEvaluator::new(
+            Engine::new(Device::from_gpu(ctx.clone())),
+            settings,
+            probe(2),
+        )
+        .unwrap();
         assert!(ev.batch_hint() >= gs.len());
         let c0 = ev.backend.device().counters().unwrap();
         let whole = ev.evaluate(&gs);
@@ -231,7 +234,7 @@ fn the_mean_gradient_norm_is_reduced_on_the_device() {
     let Some(ctx) = common::primary() else {
         return;
     };
-    let mut gpu = Engine::new(Device::Gpu(ctx.clone()));
+    let mut gpu = Engine::new(Device::from_gpu(ctx.clone()));
     let mut cpu = Engine::new(Device::cpu_reference());
     let p = probe(1);
     let batches = msenas::fitness::gradient::mini_batches(&p.batches[0], T, 4);

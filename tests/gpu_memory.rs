@@ -53,7 +53,7 @@ fn live_buffers_stay_bounded_over_300_candidates() {
         ..SearchSpace::default()
     };
     let mut ev =
-        ScoringEvaluator::new(Engine::new(Device::Gpu(ctx.clone())), settings, probe).unwrap();
+        ScoringEvaluator::new(Engine::new(Device::from_gpu(ctx.clone())), settings, probe).unwrap();
     let (generations, per) = (10, 30);
     let mut live = Vec::new();
     for g in 0..generations {

@@ -20,7 +20,7 @@ fn a_profiled_forward_pass_times_every_dispatch() {
     let Some(ctx) = common::primary() else {
         return;
     };
-    let device = Device::Gpu(ctx);
+    let device = Device::from_gpu(ctx);
     let (t, b) = (2, 4);
     let spec = DataSpec {
         in_ch: 1,

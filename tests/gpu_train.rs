@@ -477,7 +477,7 @@ fn the_epoch_loop_learns_on_the_device_and_resumes_exactly() {
         |ctx| {
             let (ds, net) = bars();
             let cfg = bars_config(6);
-            let gpu = Device::Gpu(ctx.clone());
+            let gpu = Device::from_gpu(ctx.clone());
             let run = |dir: &std::path::Path, resume: bool, stop: Option<usize>, d: &Device| {
                 TrainJob::new(&net, &ds, &cfg, 3, dir)
                     .resuming(resume)

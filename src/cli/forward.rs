@@ -206,7 +206,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let labels = split.labels_of(&idx);
     let input = split.batch(&idx, t);
     let device = Device::resolve(&a.device)?;
-    if a.dump.is_some() && !matches!(device, Device::Cpu { .. }) {
+    if a.dump.is_some() && device.cpu_kernels().is_none() {
         return Err(Error::input("--dump: needs --device cpu (the CPU engine)").into());
     }
     if a.profile && !device.is_gpu() {

@@ -9,8 +9,7 @@
 //! `grad_rms` score is made of) look the same on every device:
 //!
 //! ```
-//! use msenas::cpu::grad::Surrogate;
-//! use msenas::engine::{Device, Engine};
+//! use msenas::engine::{Device, Engine, Surrogate};
 //! use msenas::genome::SearchSpace;
 //! use msenas::plan::Plan;
 //! use msenas::DataSpec;
@@ -35,12 +34,17 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::cpu::grad::Surrogate;
-use crate::cpu::{Kernels, PopulationStats};
 use crate::gpu::{DeviceChoice, GpuContext};
 use crate::plan::Plan;
 use crate::{Error, Result};
 
+/// The engines' own types that appear in this API (the `cpu` and `gpu` modules behind it are
+/// internals, public only for the crate's tests and benchmarks).
+pub use crate::cpu::grad::{Loss, Surrogate};
+pub use crate::cpu::{
+    BnMode, BnRunning, ForwardOptions, ForwardOutput, Kernels, LifParams, PopulationSpikes,
+    PopulationStats,
+};
 pub use crate::gpu::{
     list_adapters, AdapterSummary, GpuCounters, KernelTime, Outputs, TrainSettings, TrainState,
 };
@@ -50,12 +54,18 @@ pub use backend::{
 };
 pub use session::{StepOutput, TrainSession};
 
-/// Where an [`Engine`] runs, resolved once from a `--device` value.
+/// Where an [`Engine`] runs, resolved once from a `--device` value: the CPU engine, or a wgpu
+/// adapter (a hardware GPU, or a CPU Vulkan driver such as lavapipe when named). Opaque: no wgpu
+/// type leaves the crate's `gpu` module.
 #[derive(Clone)]
-pub enum Device {
-    /// The CPU engine (rayon over this machine's cores) with the given convolution kernels.
-    Cpu { kernels: Kernels },
-    /// A wgpu adapter (a hardware GPU, or a CPU Vulkan driver such as lavapipe when named).
+pub struct Device(Kind);
+
+#[derive(Clone)]
+enum Kind {
+    /// The CPU engine (rayon over this machine's cores): the fast engine or the reference.
+    Cpu {
+        kernels: Kernels,
+    },
     Gpu(Arc<GpuContext>),
 }
 
@@ -72,16 +82,30 @@ pub const DEVICE_HELP: &str =
 impl Device {
     /// The CPU engine with its fast kernels.
     pub fn cpu() -> Device {
-        Device::Cpu {
+        Device(Kind::Cpu {
             kernels: Kernels::Fast,
-        }
+        })
     }
 
     /// The CPU engine with the reference convolution loops (spike statistics bit-equal with the
     /// wgpu engine's; slower).
     pub fn cpu_reference() -> Device {
-        Device::Cpu {
+        Device(Kind::Cpu {
             kernels: Kernels::Reference,
+        })
+    }
+
+    /// A device on an opened wgpu context (the crate's GPU tests open lavapipe this way).
+    #[doc(hidden)]
+    pub fn from_gpu(ctx: Arc<GpuContext>) -> Device {
+        Device(Kind::Gpu(ctx))
+    }
+
+    /// The CPU engine's kernels (`None` on a GPU).
+    pub fn cpu_kernels(&self) -> Option<Kernels> {
+        match &self.0 {
+            Kind::Cpu { kernels } => Some(*kernels),
+            Kind::Gpu(_) => None,
         }
     }
 
@@ -94,7 +118,7 @@ impl Device {
         match name {
             "cpu" => Ok(Device::cpu()),
             "auto" => Ok(match GpuContext::new(&DeviceChoice::Gpu) {
-                Ok(ctx) => Device::Gpu(Arc::new(ctx)),
+                Ok(ctx) => Device(Kind::Gpu(Arc::new(ctx))),
                 Err(_) => Device::cpu(),
             }),
             "" => Err(Error::input(format!(
@@ -106,7 +130,7 @@ impl Device {
                     n => DeviceChoice::Named(n.to_string()),
                 };
                 GpuContext::new(&choice)
-                    .map(|c| Device::Gpu(Arc::new(c)))
+                    .map(|c| Device(Kind::Gpu(Arc::new(c))))
                     .map_err(|e| {
                         Error::input(format!("--device {other}: {e} (allowed: {DEVICE_HELP})"))
                     })
@@ -116,8 +140,8 @@ impl Device {
 
     /// One line: the CPU engine and its thread count, or the adapter, its backend and type.
     pub fn describe(&self) -> String {
-        match self {
-            Device::Cpu { kernels } => format!(
+        match &self.0 {
+            Kind::Cpu { kernels } => format!(
                 "cpu ({} threads{})",
                 rayon::current_num_threads(),
                 match kernels {
@@ -125,7 +149,7 @@ impl Device {
                     Kernels::Reference => ", reference loops",
                 }
             ),
-            Device::Gpu(ctx) => {
+            Kind::Gpu(ctx) => {
                 let i = &ctx.info;
                 format!("gpu: {} ({:?}, {:?})", i.name, i.backend, i.device_type)
             }
@@ -133,23 +157,23 @@ impl Device {
     }
 
     pub fn is_gpu(&self) -> bool {
-        matches!(self, Device::Gpu(_))
+        matches!(self.0, Kind::Gpu(_))
     }
 
     /// The adapter's summary (limits and features), `None` on the CPU engine.
     pub fn adapter(&self) -> Option<AdapterSummary> {
-        match self {
-            Device::Cpu { .. } => None,
-            Device::Gpu(ctx) => Some(ctx.summary()),
+        match &self.0 {
+            Kind::Cpu { .. } => None,
+            Kind::Gpu(ctx) => Some(ctx.summary()),
         }
     }
 
     /// Time every GPU kernel from now on (see [`Device::take_profile`]); refused on the CPU
     /// engine and on adapters without timestamp queries.
     pub fn start_profile(&self) -> Result<()> {
-        match self {
-            Device::Gpu(ctx) => ctx.start_profile(),
-            Device::Cpu { .. } => Err(Error::input(
+        match &self.0 {
+            Kind::Gpu(ctx) => ctx.start_profile(),
+            Kind::Cpu { .. } => Err(Error::input(
                 "profile: the CPU engine has no GPU kernels to time (allowed: a GPU device)",
             )),
         }
@@ -157,9 +181,9 @@ impl Device {
 
     /// GPU time per kernel since [`Device::start_profile`], longest first; stops profiling.
     pub fn take_profile(&self) -> Vec<KernelTime> {
-        match self {
-            Device::Gpu(ctx) => ctx.take_profile(),
-            Device::Cpu { .. } => Vec::new(),
+        match &self.0 {
+            Kind::Gpu(ctx) => ctx.take_profile(),
+            Kind::Cpu { .. } => Vec::new(),
         }
     }
 
@@ -169,9 +193,9 @@ impl Device {
     }
 
     pub(crate) fn gpu_context(&self) -> Option<&Arc<GpuContext>> {
-        match self {
-            Device::Gpu(ctx) => Some(ctx),
-            Device::Cpu { .. } => None,
+        match &self.0 {
+            Kind::Gpu(ctx) => Some(ctx),
+            Kind::Cpu { .. } => None,
         }
     }
 }
@@ -214,9 +238,9 @@ enum Inner {
 
 impl Engine {
     pub fn new(device: Device) -> Engine {
-        let inner = match &device {
-            Device::Cpu { kernels } => Inner::Cpu(backend::CpuBackend { kernels: *kernels }),
-            Device::Gpu(ctx) => Inner::Gpu(gpu::GpuBackend::new(ctx.clone())),
+        let inner = match &device.0 {
+            Kind::Cpu { kernels } => Inner::Cpu(backend::CpuBackend { kernels: *kernels }),
+            Kind::Gpu(ctx) => Inner::Gpu(gpu::GpuBackend::new(ctx.clone())),
         };
         Engine { device, inner }
     }
@@ -426,12 +450,10 @@ mod tests {
 
     #[test]
     fn cpu_and_empty_names_resolve_without_an_adapter() {
-        assert!(matches!(
-            Device::resolve("cpu").unwrap(),
-            Device::Cpu {
-                kernels: Kernels::Fast
-            }
-        ));
+        assert_eq!(
+            Device::resolve("cpu").unwrap().cpu_kernels(),
+            Some(Kernels::Fast)
+        );
         let e = Device::resolve("").unwrap_err().to_string();
         assert!(e.contains("allowed: cpu, auto, gpu"), "{e}");
         let e = Device::resolve("no-such-adapter-anywhere")

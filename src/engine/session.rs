@@ -61,10 +61,9 @@ impl TrainSession {
                 opt.step = state.step;
                 Inner::Cpu(Box::new(CpuSession {
                     plan: plan.clone(),
-                    kernels: match device {
-                        Device::Cpu { kernels } => *kernels,
-                        Device::Gpu(_) => unreachable!("a GPU device has a context"),
-                    },
+                    kernels: device
+                        .cpu_kernels()
+                        .expect("a device without a GPU context is the CPU engine"),
                     settings,
                     params: state.params,
                     bn: state.bn,

@@ -152,7 +152,7 @@ pub fn supports(plan: &Plan) -> bool {
     })
 }
 
-/// The order the packed spike rows of [`forward`] come in.
+/// The order the packed spike rows of [`super::forward`] come in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpikeOrder {
     /// The plan's neuron order `(c*H + y)*W + x` (docs/design.md).

@@ -8,9 +8,9 @@
 //!   contiguous lanes;
 //! - spikes are bit planes, eight channels a byte, and every convolution that reads spikes
 //!   (all but the stem) adds rows of per-tap lookup tables instead of multiplying
-//!   ([`conv`]), whatever the firing rate; their weight gradient sums gradient buckets;
+//!   (`conv`), whatever the firing rate; their weight gradient sums gradient buckets;
 //! - a batch norm is applied by its consumers as they read the convolution output, and its
-//!   statistics are summed by the convolution while the output is in cache ([`exec`]).
+//!   statistics are summed by the convolution while the output is in cache (`exec`).
 //!
 //! Results agree with the reference within float tolerance: sums run in other orders, so a
 //! membrane within a rounding error of the threshold may spike on one path and not the other

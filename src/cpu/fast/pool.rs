@@ -42,7 +42,7 @@ macro_rules! pooled {
 }
 pooled!(f32, u8);
 
-/// Hands every free buffer back to the allocator (the engine keeps up to [`POOL_BYTES`] of
+/// Hands every free buffer back to the allocator (the engine keeps up to `POOL_BYTES` (512 MiB) of
 /// them between runs otherwise).
 pub fn release() {
     fn drain<T: Pooled>() {
