@@ -3,7 +3,7 @@
 //! Every function here is the reverse-mode derivative of one forward primitive, with plain slice
 //! and size arguments and a loop shape a WGSL kernel can mirror. Gradients are written (`=`),
 //! never accumulated, unless a function says otherwise; the plan-level reverse pass
-//! (`crate::train::backprop`) sums the contributions of tensors read by several ops.
+//! ([`super::backprop`]) sums the contributions of tensors read by several ops.
 //!
 //! Conventions (as in SpikingJelly, `detach_reset = True`):
 //!
