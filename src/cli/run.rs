@@ -312,11 +312,12 @@ fn active_cells_line(genome: &crate::genome::Genome) -> String {
     if active.len() < normal {
         line.push_str(&format!(
             " The other {} are silent (they pass their input through) or not read. That is the \
-             search's choice, not a fault: on Fashion-MNIST (docs/search-quality.md) the \
-             `grad_rms` search and a search that trains every candidate (`short_train`) both \
-             pick networks with one late lateral-inhibition cell and silent cells before it, and \
-             both beat every random draw there. To search only networks whose cells all hold \
-             a motif, leave `silent` out of `space.motifs`.",
+             search's choice, not a fault: on Fashion-MNIST at 16x16 and 28x28 \
+             (docs/search-quality.md) the `grad_rms` search picks networks with one late \
+             lateral-inhibition cell and silent cells before it, they beat every random draw \
+             there, and the number of active cells does not predict trained accuracy. To \
+             search only networks whose cells all hold a motif, leave `silent` out of \
+             `space.motifs`.",
             normal - active.len()
         ));
     }
