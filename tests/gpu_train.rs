@@ -648,3 +648,60 @@ fn cli_train_on_the_device_then_resume() {
         assert!(!other.exists());
     });
 }
+
+/// A trained network's evaluation on the device ([`msenas::engine::Model`], batches of 128 on
+/// the GPU, 256 on the CPU) against the CPU engine: 300 samples with per-step inputs, so that
+/// both split the batch; running statistics away from their initial values.
+#[test]
+fn a_model_evaluates_as_on_the_cpu() {
+    with_device("a_model_evaluates_as_on_the_cpu", |ctx| {
+        let gpu = Device::from_gpu(ctx);
+        let (t, b) = (2, 300);
+        let spec = DataSpec {
+            in_ch: 1,
+            height: 8,
+            width: 8,
+            classes: 4,
+            timesteps: t,
+            event: false,
+        };
+        let mut checked = 0;
+        for seed in [3u64, 4, 5] {
+            let genome =
+                SearchSpace::default().sample(&mut rand::rngs::StdRng::seed_from_u64(seed));
+            let plan = Plan::compile(&genome, &spec, 4, 1).unwrap();
+            let params = init_params(&plan, seed);
+            let mut bn = BnRunning::new(&plan);
+            for (m, v) in bn.mean.iter_mut().zip(&mut bn.var) {
+                for (j, (m, v)) in m.iter_mut().zip(v.iter_mut()).enumerate() {
+                    *m = 0.05 * (j % 5) as f32 - 0.1;
+                    *v = 0.6 + 0.1 * (j % 7) as f32;
+                }
+            }
+            let x = input(t * b * 64, 11);
+            let want =
+                msenas::engine::Model::new(&Device::cpu(), &plan, params.clone(), bn.clone())
+                    .unwrap()
+                    .logits(&x, b)
+                    .unwrap();
+            let got = msenas::engine::Model::new(&gpu, &plan, params, bn)
+                .unwrap()
+                .logits(&x, b)
+                .unwrap();
+            assert_eq!(got.len(), want.len());
+            // A row differs where a membrane within rounding of the threshold flips a spike.
+            let rows_off = got
+                .chunks(4)
+                .zip(want.chunks(4))
+                .filter(|(g, w)| g.iter().zip(*w).any(|(a, b)| (a - b).abs() > 1e-4))
+                .count();
+            eprintln!("seed {seed}: {rows_off} of {b} rows differ by more than 1e-4");
+            assert!(
+                rows_off <= b / 100,
+                "seed {seed}: {rows_off} of {b} rows differ"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 3);
+    });
+}

@@ -135,15 +135,21 @@ fn learns_and_writes_a_complete_run_folder() {
     // validation accuracy again.
     let (ck, params, bn) = msenas::train::load_model(&dir.path().join("model.ckpt")).unwrap();
     assert_eq!(ck.meta.epoch, r.best_epoch);
-    let (_, acc) = msenas::train::evaluate_split(
+    let mut model = msenas::engine::Model::new(
+        &msenas::engine::Device::cpu(),
         &ck.meta.plan,
-        &params,
-        &bn,
+        params.clone(),
+        bn.clone(),
+    )
+    .unwrap();
+    let (_, acc) = msenas::train::evaluate_split(
+        &mut model,
         &ds.val,
         7,
         msenas::train::Loss::CrossEntropy,
         0.1,
-    );
+    )
+    .unwrap();
     assert_eq!(acc, r.best_val_acc);
     let rep = msenas::train::eval::evaluate(&ck.meta.plan, &params, &bn, &ds.test, &[], 0, 5);
     assert_eq!(rep.accuracy, r.test_acc);

@@ -281,8 +281,11 @@ def evaluate(
     )
 
 
-def predict(checkpoint: PathLike, x: np.ndarray) -> np.ndarray:
+def predict(checkpoint: PathLike, x: np.ndarray, device: str = "auto") -> np.ndarray:
     """Logits ``[B, classes]`` of a trained network (checkpoint file or training folder) on
     ``x`` (float32 ``[T, B, C, H, W]`` or ``[B, C, H, W]``) with its running batch-norm
-    statistics, as ``msenas evaluate`` runs it (CPU engine)."""
-    return _msenas.predict(os.fspath(checkpoint), np.ascontiguousarray(x, dtype=np.float32))
+    statistics, on ``device`` (``auto``, ``cpu``, ``gpu`` or part of an adapter's name; the
+    weights are put on the device once and ``x`` is run in batches it takes)."""
+    return _msenas.predict(
+        os.fspath(checkpoint), np.ascontiguousarray(x, dtype=np.float32), device
+    )

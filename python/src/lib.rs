@@ -714,13 +714,14 @@ fn export_data<'py>(
 }
 
 /// Logits of a trained network (checkpoint file or training folder) on `x` (`[T, B, C, H, W]`
-/// or `[B, C, H, W]`), with its running batch-norm statistics, as `msenas evaluate` runs it
-/// (the CPU engine).
+/// or `[B, C, H, W]`), with its running batch-norm statistics, on `device`.
 #[pyfunction]
+#[pyo3(signature = (checkpoint, x, device="auto"))]
 fn predict<'py>(
     py: Python<'py>,
     checkpoint: PathBuf,
     x: PyReadonlyArrayDyn<'py, f32>,
+    device: &str,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let path = msenas::train::model_file(&checkpoint);
     let (ck, params, bn) = py.detach(|| msenas::train::load_model(&path)).py()?;
@@ -742,11 +743,13 @@ fn predict<'py>(
     }
     let b = shape[shape.len() - 4];
     let input: Vec<f32> = x.as_array().iter().copied().collect();
-    let logits = py.detach(|| {
-        let mut o = msenas::cpu::ForwardOptions::new(s.timesteps, b);
-        o.bn = msenas::cpu::BnMode::Running(&bn);
-        msenas::cpu::forward(&plan, &params, &input, &o).logits
-    });
+    let device = device.to_string();
+    let logits = py
+        .detach(|| {
+            let device = Device::resolve(&device)?;
+            msenas::engine::Model::new(&device, &plan, params, bn)?.logits(&input, b)
+        })
+        .py()?;
     let a = numpy::ndarray::Array2::from_shape_vec((b, s.classes), logits)
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     Ok(a.into_pyarray(py))

@@ -188,3 +188,24 @@ def test_the_gil_is_released_while_the_engine_computes():
     secs = time.perf_counter() - start
     # With the GIL held for each call, this loop would stall for whole forward passes.
     assert ticks > 0.25 * secs / 0.0015, (ticks, secs)
+
+
+def test_predict_gives_the_same_logits_on_every_device(tmp_path):
+    g = msenas.sample(seed=3, preset="tiny")
+    out = tmp_path / "train"
+    msenas.train(g, out, preset="tiny", sets={"train.epochs": 1}, device="cpu", seed=2)
+    x = np.random.default_rng(1).random((300, 1, 16, 16), dtype=np.float32)
+    cpu = msenas.predict(out, x, device="cpu")
+    assert cpu.shape == (300, 10) and np.isfinite(cpu).all()
+    # Batches split by the engine give the rows of smaller calls.
+    np.testing.assert_array_equal(msenas.predict(out, x[:7], device="cpu"), cpu[:7])
+    with pytest.raises(msenas.InputError, match="--device nonesuch"):
+        msenas.predict(out, x, device="nonesuch")
+    with pytest.raises(msenas.InputError, match="x: shape"):
+        msenas.predict(out, x[:, :, :8], device="cpu")
+    try:
+        gpu = msenas.predict(out, x, device="llvmpipe")
+    except msenas.InputError:
+        pytest.skip("no lavapipe adapter")
+    scale = max(1.0, float(np.abs(cpu).max()))
+    assert float(np.abs(gpu - cpu).max()) / scale < 1e-4

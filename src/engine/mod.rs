@@ -1,33 +1,13 @@
 //! One engine on every device: a [`Device`] resolved once, and an [`Engine`] with the operations
 //! every caller needs (a forward pass with the outputs asked for, spike statistics, gradients at
-//! initialisation) and a [`TrainSession`] (one optimiser step at a time, evaluation, the state
-//! checkpoints hold). The CPU engine and the wgpu engine implement the same calls and return the
-//! same types; `fitness` and `train` are written against them once, and no wgpu type leaves
-//! `gpu`.
-//!
-//! The crate documentation embeds a forward pass; gradients at initialisation (what the
-//! `grad_rms` score is made of) look the same on every device:
-//!
-//! ```
-//! use msenas::engine::{Device, Engine, Surrogate};
-//! use msenas::genome::SearchSpace;
-//! use msenas::plan::Plan;
-//! use msenas::DataSpec;
-//! use rand::SeedableRng;
-//!
-//! let spec = DataSpec { in_ch: 1, height: 8, width: 8, classes: 2, timesteps: 2, event: false };
-//! let genome = SearchSpace::default().sample(&mut rand::rngs::StdRng::seed_from_u64(1));
-//! let plan = Plan::compile(&genome, &spec, 4, 1)?;
-//! let x = vec![0.5f32; 2 * 4 * 64]; // [T, B, C, H, W], B = 4
-//! let batches = vec![(x, vec![0u16, 1, 0, 1])];
-//! let mut engine = Engine::new(Device::cpu());
-//! let g = engine.gradients(&plan, 7, &batches, Surrogate::default())?;
-//! assert_eq!(g[0].len(), plan.num_params);
-//! # Ok::<(), msenas::Error>(())
-//! ```
+//! initialisation), a [`TrainSession`] (one optimiser step at a time, evaluation, the state
+//! checkpoints hold) and a [`Model`] (a trained network run in evaluation mode). The CPU engine
+//! and the wgpu engine implement the same calls and return the same types; `fitness` and
+//! `train` are written against them once, and no wgpu type leaves `gpu`.
 
 mod backend;
 mod gpu;
+mod model;
 mod session;
 
 use std::sync::Arc;
@@ -42,8 +22,8 @@ use crate::{Error, Result};
 /// internals, public only for the crate's tests and benchmarks).
 pub use crate::cpu::grad::{Loss, Surrogate};
 pub use crate::cpu::{
-    BnMode, BnRunning, ForwardOptions, ForwardOutput, Kernels, LifParams, PopulationSpikes,
-    PopulationStats,
+    init_params, BnMode, BnRunning, ForwardOptions, ForwardOutput, Kernels, LifParams,
+    PopulationSpikes, PopulationStats,
 };
 pub use crate::gpu::{
     list_adapters, AdapterSummary, GpuCounters, KernelTime, Outputs, TrainSettings, TrainState,
@@ -52,6 +32,7 @@ pub(crate) use backend::add_time;
 pub use backend::{
     cpu_gradients, mean_norm2, ProbeBatch, RunJob, RunOutput, RunsAndNorms, SpikeBackend,
 };
+pub use model::Model;
 pub use session::{StepOutput, TrainSession};
 
 /// Where an [`Engine`] runs, resolved once from a `--device` value: the CPU engine, or a wgpu
@@ -308,6 +289,12 @@ impl Engine {
         state: TrainState,
     ) -> Result<TrainSession> {
         TrainSession::new(&self.device, plan, capacity, settings, state)
+    }
+
+    /// A trained network (`params`, running statistics `bn`) put on this engine's device for
+    /// evaluation.
+    pub fn model(&self, plan: &Plan, params: Vec<f32>, bn: BnRunning) -> Result<Model> {
+        Model::new(&self.device, plan, params, bn)
     }
 }
 

@@ -25,7 +25,7 @@ use crate::cpu::grad::Surrogate;
 use crate::cpu::{bn_len, flatten_bn, unflatten_bn};
 use crate::cpu::{BnRunning, LifParams};
 use crate::data::{augment_events, Dataset, EventAugment, Split};
-use crate::engine::{Device, TrainSession, TrainSettings, TrainState};
+use crate::engine::{Device, Model, TrainSession, TrainSettings, TrainState};
 use crate::genome::Genome;
 use crate::plan::Plan;
 use crate::{Error, Result};
@@ -312,37 +312,19 @@ pub fn check_spec(plan: &Plan, ds: &Dataset) -> Result<()> {
     Ok(())
 }
 
-/// Loss and top-1 accuracy of a split with running batch-norm statistics (evaluation mode).
+/// Loss and top-1 accuracy of a split through a trained [`Model`] (evaluation mode: running
+/// batch-norm statistics), in batches of `batch` samples, on the model's device.
 pub fn evaluate_split(
-    plan: &Plan,
-    params: &[f32],
-    bn: &BnRunning,
+    model: &mut Model,
     split: &Split,
     batch: usize,
     loss: Loss,
     smoothing: f32,
-) -> (f64, f64) {
-    if split.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let t = plan.spec.timesteps;
-    let k = plan.spec.classes;
-    let idx: Vec<usize> = (0..split.len()).collect();
-    let (mut total_loss, mut correct) = (0.0f64, 0usize);
-    for chunk in idx.chunks(batch.max(1)) {
-        let x = split.batch(chunk, if split.frames == 1 { 1 } else { t });
-        let mut o = crate::cpu::ForwardOptions::new(t, chunk.len());
-        o.bn = crate::cpu::BnMode::Running(bn);
-        let out = crate::cpu::forward(plan, params, &x, &o);
-        let labels = split.labels_of(chunk);
-        let (l, _) = loss.eval(&out.logits, &labels, k, smoothing);
-        total_loss += f64::from(l) * chunk.len() as f64;
-        correct += count_correct(&out.logits, &labels, k);
-    }
-    (
-        total_loss / split.len() as f64,
-        correct as f64 / split.len() as f64,
-    )
+) -> Result<(f64, f64)> {
+    let spec = model.plan().spec;
+    split_loss_accuracy(split, spec, batch, loss, smoothing, |x, b| {
+        model.logits(x, b)
+    })
 }
 
 /// [`evaluate_split`] through a training session with its current weights and running
@@ -354,20 +336,35 @@ pub fn session_evaluate_split(
     loss: Loss,
     smoothing: f32,
 ) -> Result<(f64, f64)> {
+    let batch = g.eval_batch();
+    split_loss_accuracy(split, plan.spec, batch, loss, smoothing, |x, b| {
+        g.evaluate(x, b)
+    })
+}
+
+/// Mean loss and accuracy of `split` in batches of `batch`, with `logits(x, b)` giving the
+/// `[b, classes]` logits of a batch.
+fn split_loss_accuracy(
+    split: &Split,
+    spec: crate::DataSpec,
+    batch: usize,
+    loss: Loss,
+    smoothing: f32,
+    mut logits: impl FnMut(&[f32], usize) -> Result<Vec<f32>>,
+) -> Result<(f64, f64)> {
     if split.is_empty() {
         return Ok((f64::NAN, f64::NAN));
     }
-    let t = plan.spec.timesteps;
-    let k = plan.spec.classes;
+    let (t, k) = (spec.timesteps, spec.classes);
     let idx: Vec<usize> = (0..split.len()).collect();
     let (mut total_loss, mut correct) = (0.0f64, 0usize);
-    for chunk in idx.chunks(g.eval_batch()) {
+    for chunk in idx.chunks(batch.max(1)) {
         let x = split.batch(chunk, if split.frames == 1 { 1 } else { t });
-        let logits = g.evaluate(&x, chunk.len())?;
+        let out = logits(&x, chunk.len())?;
         let labels = split.labels_of(chunk);
-        let (l, _) = loss.eval(&logits, &labels, k, smoothing);
+        let (l, _) = loss.eval(&out, &labels, k, smoothing);
         total_loss += f64::from(l) * chunk.len() as f64;
-        correct += count_correct(&logits, &labels, k);
+        correct += count_correct(&out, &labels, k);
     }
     Ok((
         total_loss / split.len() as f64,
