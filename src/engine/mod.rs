@@ -4,6 +4,27 @@
 //! checkpoints hold) and a [`Model`] (a trained network run in evaluation mode). The CPU engine
 //! and the wgpu engine implement the same calls and return the same types; `fitness` and
 //! `train` are written against them once, and no wgpu type leaves `gpu`.
+//!
+//! The crate documentation embeds a forward pass; gradients at initialisation (what the
+//! `grad_rms` score is made of) look the same on every device:
+//!
+//! ```
+//! use msenas::engine::{Device, Engine, Surrogate};
+//! use msenas::genome::SearchSpace;
+//! use msenas::plan::Plan;
+//! use msenas::DataSpec;
+//! use rand::SeedableRng;
+//!
+//! let spec = DataSpec { in_ch: 1, height: 8, width: 8, classes: 2, timesteps: 2, event: false };
+//! let genome = SearchSpace::default().sample(&mut rand::rngs::StdRng::seed_from_u64(1));
+//! let plan = Plan::compile(&genome, &spec, 4, 1)?;
+//! let x = vec![0.5f32; 2 * 4 * 64]; // [T, B, C, H, W], B = 4
+//! let batches = vec![(x, vec![0u16, 1, 0, 1])];
+//! let mut engine = Engine::new(Device::cpu());
+//! let g = engine.gradients(&plan, 7, &batches, Surrogate::default())?;
+//! assert_eq!(g[0].len(), plan.num_params);
+//! # Ok::<(), msenas::Error>(())
+//! ```
 
 mod backend;
 mod gpu;
