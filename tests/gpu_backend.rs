@@ -34,14 +34,7 @@ fn probe(batches: usize) -> Probe {
 }
 
 fn spec() -> DataSpec {
-    DataSpec {
-        in_ch: 1,
-        height: 8,
-        width: 8,
-        classes: 4,
-        timesteps: T,
-        event: false,
-    }
+    common::gray_spec(8, 4, T)
 }
 
 fn genomes(seeds: std::ops::Range<u64>) -> Vec<msenas::genome::Genome> {
@@ -63,14 +56,7 @@ fn gpu_scores_equal_cpu_scores() {
     };
     let backend = Engine::new(Device::from_gpu(ctx));
     let (t, b) = (2, 8);
-    let spec = DataSpec {
-        in_ch: 1,
-        height: 8,
-        width: 8,
-        classes: 4,
-        timesteps: t,
-        event: false,
-    };
+    let spec = common::gray_spec(8, 4, t);
     let input: Vec<f32> = (0..t * b * 64)
         .map(|i| msenas::cpu::rng::unit(i as u32, 77) * 1.5)
         .collect();

@@ -55,14 +55,7 @@ fn space() -> SearchSpace {
 }
 
 fn spec(size: usize) -> DataSpec {
-    DataSpec {
-        in_ch: 1,
-        height: size,
-        width: size,
-        classes: 10,
-        timesteps: 2,
-        event: false,
-    }
+    common::gray_spec(size, 10, 2)
 }
 
 fn plans(seeds: std::ops::Range<u64>, size: usize) -> Vec<Plan> {
@@ -378,14 +371,7 @@ fn run_many_splits_under_a_budget_and_matches_single_runs() {
 fn default_scale_matches_the_cpu() {
     with_executor("default scale", |ex| {
         let sp = SearchSpace::default();
-        let spec = DataSpec {
-            in_ch: 1,
-            height: 16,
-            width: 16,
-            classes: 10,
-            timesteps: 4,
-            event: false,
-        };
+        let spec = common::gray_spec(16, 10, 4);
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let plan = Plan::compile(&sp.sample(&mut rng), &spec, 8, sp.reduce_kernel).unwrap();
         let r = parity(ex, &plan, 1, 4, 128);

@@ -11,7 +11,6 @@ use msenas::engine::{Device, Engine, ProbeBatch};
 use msenas::fitness::evaluate::{EvalSettings, Evaluator, Probe, ScoringEvaluator, Status};
 use msenas::fitness::ScoreId;
 use msenas::genome::SearchSpace;
-use msenas::DataSpec;
 use rand::SeedableRng;
 
 #[test]
@@ -20,14 +19,7 @@ fn live_buffers_stay_bounded_over_300_candidates() {
         return;
     };
     let (t, b) = (1, 4);
-    let spec = DataSpec {
-        in_ch: 1,
-        height: 8,
-        width: 8,
-        classes: 2,
-        timesteps: t,
-        event: false,
-    };
+    let spec = common::gray_spec(8, 2, t);
     let probe = Probe {
         timesteps: t,
         batches: vec![ProbeBatch {

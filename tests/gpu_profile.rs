@@ -12,7 +12,6 @@ use std::process::Command;
 use msenas::engine::{Device, Engine, Outputs};
 use msenas::genome::SearchSpace;
 use msenas::plan::Plan;
-use msenas::DataSpec;
 use rand::SeedableRng;
 
 #[test]
@@ -22,14 +21,7 @@ fn a_profiled_forward_pass_times_every_dispatch() {
     };
     let device = Device::from_gpu(ctx);
     let (t, b) = (2, 4);
-    let spec = DataSpec {
-        in_ch: 1,
-        height: 8,
-        width: 8,
-        classes: 4,
-        timesteps: t,
-        event: false,
-    };
+    let spec = common::gray_spec(8, 4, t);
     let space = SearchSpace {
         layout: "NRN".into(),
         width: 4,

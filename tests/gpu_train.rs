@@ -231,14 +231,7 @@ fn check(r: &StepReport, what: &str) {
 #[test]
 fn one_step_matches_the_cpu_reference() {
     with_device("one_step_matches_the_cpu_reference", |ctx| {
-        let spec = DataSpec {
-            in_ch: 1,
-            height: 8,
-            width: 8,
-            classes: 10,
-            timesteps: 2,
-            event: false,
-        };
+        let spec = common::gray_spec(8, 10, 2);
         let space = SearchSpace::default();
         let (b, width) = (4, 4);
         let labels: Vec<u16> = vec![3, 7, 0, 9];
@@ -425,14 +418,7 @@ fn bars() -> (Dataset, Network) {
         train: bars_split(30, 1),
         val: bars_split(16, 100),
         test: bars_split(16, 200),
-        spec: DataSpec {
-            in_ch: 1,
-            height: 8,
-            width: 8,
-            classes: 2,
-            timesteps: 2,
-            event: false,
-        },
+        spec: common::gray_spec(8, 2, 2),
         class_names: vec!["horizontal".into(), "vertical".into()],
         notes: String::new(),
     };
@@ -657,14 +643,7 @@ fn a_model_evaluates_as_on_the_cpu() {
     with_device("a_model_evaluates_as_on_the_cpu", |ctx| {
         let gpu = Device::from_gpu(ctx);
         let (t, b) = (2, 300);
-        let spec = DataSpec {
-            in_ch: 1,
-            height: 8,
-            width: 8,
-            classes: 4,
-            timesteps: t,
-            event: false,
-        };
+        let spec = common::gray_spec(8, 4, t);
         let mut checked = 0;
         for seed in [3u64, 4, 5] {
             let genome =

@@ -267,17 +267,8 @@ impl Engine {
         batch: usize,
         want: Outputs,
     ) -> Result<Forward> {
-        let t = plan.spec.timesteps;
-        let sample = plan.spec.in_ch * plan.spec.height * plan.spec.width;
-        if batch == 0 || (input.len() != t * batch * sample && input.len() != batch * sample) {
-            return Err(Error::input(format!(
-                "input: {} values for batch {batch} (allowed: T*B*C*H*W = {} or B*C*H*W = {})",
-                input.len(),
-                t * batch * sample,
-                batch * sample
-            )));
-        }
-        plan.check_workload(batch, t)
+        input_per_step(plan, input, batch)?;
+        plan.check_workload(batch, plan.spec.timesteps)
             .map_err(|e| Error::input(format!("batch: {e}")))?;
         match &mut self.inner {
             Inner::Cpu(c) => Ok(c.forward(plan, weight_seed, input, batch, want)),
@@ -316,6 +307,25 @@ impl Engine {
     /// evaluation.
     pub fn model(&self, plan: &Plan, params: Vec<f32>, bn: BnRunning) -> Result<Model> {
         Model::new(&self.device, plan, params, bn)
+    }
+}
+
+/// Whether `input` holds `batch` samples per time step (`[T, B, C, H, W]`: `true`) or once
+/// (`[B, C, H, W]`, shown at every step: `false`); any other length is an input error.
+pub(crate) fn input_per_step(plan: &Plan, input: &[f32], batch: usize) -> Result<bool> {
+    let t = plan.spec.timesteps;
+    let sample = plan.spec.in_ch * plan.spec.height * plan.spec.width;
+    if batch > 0 && input.len() == batch * sample {
+        Ok(false)
+    } else if batch > 0 && input.len() == t * batch * sample {
+        Ok(true)
+    } else {
+        Err(Error::input(format!(
+            "input: {} values for batch {batch} (allowed: T*B*C*H*W = {} or B*C*H*W = {})",
+            input.len(),
+            t * batch * sample,
+            batch * sample
+        )))
     }
 }
 

@@ -7,7 +7,7 @@ use crate::cpu::grad::{Loss, Surrogate};
 use crate::cpu::{BnRunning, LifParams, BN_EPS, BN_MOMENTUM};
 use crate::gpu::{TrainSettings, TrainState};
 use crate::plan::Plan;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Samples per batch a GPU model is built for (a CPU model runs the session's own batch).
 const GPU_MODEL_BATCH: usize = 128;
@@ -33,32 +33,11 @@ const GPU_MODEL_BATCH: usize = 128;
 /// ```
 pub struct Model {
     session: TrainSession,
-    plan: Plan,
 }
 
 impl Model {
     /// Put `plan` with `params` and running statistics `bn` on `device`.
     pub fn new(device: &Device, plan: &Plan, params: Vec<f32>, bn: BnRunning) -> Result<Model> {
-        if params.len() != plan.num_params {
-            return Err(Error::input(format!(
-                "model: {} parameters for a plan of {}",
-                params.len(),
-                plan.num_params
-            )));
-        }
-        if bn.mean.len() != plan.bn_channels.len()
-            || bn.var.len() != plan.bn_channels.len()
-            || bn
-                .mean
-                .iter()
-                .chain(&bn.var)
-                .zip(plan.bn_channels.iter().chain(&plan.bn_channels))
-                .any(|(v, &c)| v.len() != c)
-        {
-            return Err(Error::input(
-                "model: running statistics of another plan (the batch-norm layers or their channels differ)",
-            ));
-        }
         let np = params.len();
         let settings = TrainSettings {
             loss: Loss::CrossEntropy,
@@ -77,33 +56,19 @@ impl Model {
             bn,
         };
         let session = TrainSession::new(device, plan, GPU_MODEL_BATCH, settings, state)?;
-        Ok(Model {
-            session,
-            plan: plan.clone(),
-        })
+        Ok(Model { session })
     }
 
     pub fn plan(&self) -> &Plan {
-        &self.plan
+        self.session.plan()
     }
 
     /// `[batch, classes]` logits (averaged over time) of `input`, `[T, B, C, H, W]` or
     /// `[B, C, H, W]` (shown at every step), run in batches the device takes.
     pub fn logits(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
-        let s = self.plan.spec;
+        let per_step = super::input_per_step(self.session.plan(), input, batch)?;
+        let s = self.session.plan().spec;
         let (t, sample) = (s.timesteps, s.in_ch * s.height * s.width);
-        let per_step = if batch > 0 && input.len() == batch * sample {
-            false
-        } else if batch > 0 && input.len() == t * batch * sample {
-            true
-        } else {
-            return Err(Error::input(format!(
-                "input: {} values for batch {batch} (allowed: B*C*H*W = {} or T*B*C*H*W = {})",
-                input.len(),
-                batch * sample,
-                t * batch * sample
-            )));
-        };
         let step = self.session.eval_batch().max(1);
         if !per_step && batch <= step {
             return self.session.evaluate(input, batch);

@@ -9,7 +9,7 @@ use crate::cpu::optim::AdamW;
 use crate::cpu::{bn_update_running, BnMode, BnRunning, ForwardOptions, Kernels};
 use crate::gpu::{GpuTrainer, TrainSettings, TrainState};
 use crate::plan::Plan;
-use crate::Result;
+use crate::{Error, Result};
 
 /// What one step brings back (the same on every device).
 pub use crate::gpu::StepOutput;
@@ -46,6 +46,7 @@ impl TrainSession {
         settings: TrainSettings,
         state: TrainState,
     ) -> Result<TrainSession> {
+        check_state(plan, &state)?;
         let inner = match device.gpu_context() {
             Some(ctx) => {
                 let t = plan.spec.timesteps;
@@ -80,6 +81,13 @@ impl TrainSession {
         match &mut self.inner {
             Inner::Gpu(g) => g.step(input, labels, lr),
             Inner::Cpu(c) => Ok(c.step(input, labels, lr)),
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        match &self.inner {
+            Inner::Gpu(g) => g.plan(),
+            Inner::Cpu(c) => &c.plan,
         }
     }
 
@@ -182,6 +190,39 @@ impl CpuSession {
             logits,
         }
     }
+}
+
+/// A state that fits `plan`: as many parameters and AdamW moments as it has, and running
+/// statistics of its batch-norm layers and channels.
+fn check_state(plan: &Plan, st: &TrainState) -> Result<()> {
+    let np = plan.num_params;
+    for (what, n) in [
+        ("parameters", st.params.len()),
+        ("AdamW first moments", st.adam_m.len()),
+        ("AdamW second moments", st.adam_v.len()),
+    ] {
+        if n != np {
+            return Err(Error::input(format!(
+                "train state: {n} {what} for a plan of {np} parameters"
+            )));
+        }
+    }
+    let bn = &st.bn;
+    let ch = &plan.bn_channels;
+    if bn.mean.len() != ch.len()
+        || bn.var.len() != ch.len()
+        || bn
+            .mean
+            .iter()
+            .chain(&bn.var)
+            .zip(ch.iter().chain(ch))
+            .any(|(v, &c)| v.len() != c)
+    {
+        return Err(Error::input(
+            "train state: running statistics of another plan (the batch-norm layers or their channels differ)",
+        ));
+    }
+    Ok(())
 }
 
 /// `H*W` of batch-norm layer `i`.

@@ -85,3 +85,15 @@ pub fn uniform(seed: u32, len: usize, lo: f32, hi: f32) -> Vec<f32> {
         .map(|i| lo + (hi - lo) * cpu::rng::unit(i, cpu::rng::pcg(seed)))
         .collect()
 }
+
+/// A one-channel `size`x`size` image task with `classes` classes over `timesteps` steps.
+pub fn gray_spec(size: usize, classes: usize, timesteps: usize) -> msenas::DataSpec {
+    msenas::DataSpec {
+        in_ch: 1,
+        height: size,
+        width: size,
+        classes,
+        timesteps,
+        event: false,
+    }
+}
