@@ -2,7 +2,8 @@
 //! genome -> plan -> {cpu, gpu} -> engine -> {fitness, train} -> evolve -> benchmarks -> cli,
 //! with shared utilities below (error, spec, fsio, stats, report; then data, dump). Each layer
 //! owns its configuration section; `config` only re-exports them, above `evolve`.
-//! This reads every `crate::MODULE` path outside test code and checks the arrows run one way.
+//! This reads every `crate::MODULE` path outside test code and checks the arrows run one way,
+//! and that the search (`evolve`) names no device.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -97,4 +98,24 @@ fn module_dependencies_run_one_way() {
         "only {seen} crate paths found: is the scan broken?"
     );
     assert!(bad.is_empty(), "arrows against the layering: {bad:#?}");
+}
+
+/// The search sees scores, never devices: `evolve` names no engine, CPU or GPU module (the
+/// callers hand it evaluators made on their device).
+#[test]
+fn the_search_names_no_device() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/evolve");
+    let mut files = Vec::new();
+    visit(&dir, &mut files);
+    assert!(files.len() > 3, "only {} files in src/evolve", files.len());
+    let mut bad = Vec::new();
+    for f in &files {
+        let text = code(&std::fs::read_to_string(f).unwrap());
+        for m in ["crate::engine", "crate::cpu", "crate::gpu"] {
+            if text.contains(m) {
+                bad.push(format!("{} names {m}", f.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
 }

@@ -151,7 +151,7 @@ fn learns_and_writes_a_complete_run_folder() {
     )
     .unwrap();
     assert_eq!(acc, r.best_val_acc);
-    let rep = msenas::train::eval::evaluate(&ck.meta.plan, &params, &bn, &ds.test, &[], 0, 5);
+    let rep = msenas::train::eval::evaluate(&mut model, &ds.test, &[], 0, 5).unwrap();
     assert_eq!(rep.accuracy, r.test_acc);
 }
 

@@ -265,9 +265,11 @@ def evaluate(
     noise: Optional[str] = None,
     seed: int = 0,
     batch_size: int = 256,
+    device: str = "cpu",
 ) -> Dict[str, Any]:
     """Accuracy, firing rates, operation counts, energy and accuracy under ``noise``
-    (``"gaussian:0.1,saltpepper:0.05"``) of a trained network (``msenas evaluate --json``)."""
+    (``"gaussian:0.1,saltpepper:0.05"``) of a trained network (``msenas evaluate --json``),
+    run on ``device`` (``cpu``, ``gpu``, ``auto`` or part of an adapter's name)."""
     return json.loads(
         _msenas.evaluate(
             os.fspath(checkpoint),
@@ -277,6 +279,7 @@ def evaluate(
             noise,
             seed,
             batch_size,
+            device,
         )
     )
 

@@ -31,9 +31,12 @@ def evaluate(
     noise: Optional[str] = None,
     seed: int = 0,
     batch_size: int = 256,
+    device: str = "cpu",
 ) -> str: ...
 
-def predict(checkpoint: _Path, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+def predict(
+    checkpoint: _Path, x: npt.NDArray[np.float32], device: str = "auto"
+) -> npt.NDArray[np.float32]: ...
 def export_data(
     genome: Optional[Genome] = None,
     checkpoint: Optional[_Path] = None,

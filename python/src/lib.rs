@@ -418,9 +418,9 @@ impl Scorer {
                 let scores = search::search_scores(&cfg)?;
                 let (settings, probe, ds) = search::prepare(&cfg, scores)?;
                 let device = Device::resolve(&device)?;
-                msenas::evolve::short_train::make_search_evaluator(
-                    &cfg, settings, probe, &ds, &device,
-                )
+                msenas::evolve::short_train::make_search_evaluator(&cfg, settings, &ds, |s| {
+                    msenas::fitness::evaluate::make_evaluator(&device, s, probe)
+                })
             })
             .py()?;
         Ok(Scorer {
@@ -645,7 +645,7 @@ fn train(
 /// Accuracy, firing rates, operation counts, energy and noise robustness of a trained network
 /// (a checkpoint file or a training folder); returns the report (JSON text).
 #[pyfunction]
-#[pyo3(signature = (checkpoint, dataset=None, data_dir=None, split="test", noise=None, seed=0, batch_size=256))]
+#[pyo3(signature = (checkpoint, dataset=None, data_dir=None, split="test", noise=None, seed=0, batch_size=256, device="cpu"))]
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
     py: Python<'_>,
@@ -656,6 +656,7 @@ fn evaluate(
     noise: Option<String>,
     seed: u64,
     batch_size: usize,
+    device: &str,
 ) -> PyResult<String> {
     let req = msenas::train::eval::EvalRequest {
         checkpoint,
@@ -665,6 +666,7 @@ fn evaluate(
         noise,
         seed,
         batch_size,
+        device: device.to_string(),
     };
     let (r, _) = py.detach(|| req.run()).py()?;
     serde_json::to_string(&r).map_err(|e| PyRuntimeError::new_err(e.to_string()))

@@ -161,6 +161,8 @@ def test_train_then_evaluate_equals_the_cli(tmp_path):
     py = msenas.evaluate(out, noise="gaussian:0.1")
     want = json.loads(cli("evaluate", out, "--noise", "gaussian:0.1", "--json").stdout)
     assert py == want
+    with pytest.raises(msenas.InputError, match="--device nonesuch"):
+        msenas.evaluate(out, device="nonesuch")
     with pytest.raises(msenas.InputError, match="already holds a training run"):
         msenas.train(g, out, preset="tiny", device="cpu")
 
@@ -209,3 +211,9 @@ def test_predict_gives_the_same_logits_on_every_device(tmp_path):
         pytest.skip("no lavapipe adapter")
     scale = max(1.0, float(np.abs(cpu).max()))
     assert float(np.abs(gpu - cpu).max()) / scale < 1e-4
+    # The evaluation report on the device: the CPU engine's, to a flipped spike.
+    on_gpu, on_cpu = msenas.evaluate(out, device="llvmpipe"), msenas.evaluate(out)
+    assert on_gpu["samples"] == on_cpu["samples"]
+    assert abs(on_gpu["accuracy"] - on_cpu["accuracy"]) * on_cpu["samples"] <= 2
+    rate = on_cpu["mean_firing_rate"]
+    assert rate > 0 and abs(on_gpu["mean_firing_rate"] - rate) <= 1e-3 * rate

@@ -202,7 +202,9 @@ pub fn run(
     let scores = search::search_scores(cfg)?;
     let (settings, probe, ds) = search::prepare(cfg, scores)?;
     let mut evaluator =
-        crate::evolve::short_train::make_search_evaluator(cfg, settings, probe, &ds, device)?;
+        crate::evolve::short_train::make_search_evaluator(cfg, settings, &ds, |s| {
+            crate::fitness::evaluate::make_evaluator(device, s, probe)
+        })?;
     let (mut dir, records) = if search_dir.join(run_dir::CONFIG).exists() {
         let (dir, held, records) = RunDir::resume(&search_dir)?;
         let mut diff = Vec::new();

@@ -25,6 +25,10 @@ pub struct Args {
     pub seed: u64,
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// Where to run it: cpu (the CPU engine), gpu (a hardware GPU), auto (a hardware GPU when
+    /// there is one, else cpu) or part of an adapter name (`msenas devices` lists them).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -39,6 +43,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         noise: a.noise.clone(),
         seed: a.seed,
         batch_size: a.batch_size,
+        device: a.device.clone(),
     };
     let (r, source) = req.run()?;
     if a.json {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::progress::TrainBar;
-use crate::engine::Device;
+use crate::engine::{Device, Model};
 use crate::evolve::config::Config;
 use crate::evolve::run_dir;
 use crate::train::{self, eval::Noise, Network, TrainJob};
@@ -150,7 +150,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
     // 3. Evaluate the best weights on the test split, clean and under noise.
     let (_ck, params, bn) = train::load_model(&train_dir.join("model.ckpt"))?;
-    let eval = train::eval::evaluate(&net.plan, &params, &bn, &ds.test, &noises, cfg.seed, 256);
+    let mut model = Model::new(&device, &net.plan, params, bn)?;
+    let eval = train::eval::evaluate(&mut model, &ds.test, &noises, cfg.seed, 256)?;
     super::write_atomic(
         &out.join("evaluation.json"),
         (serde_json::to_string_pretty(&eval).expect("report serialises") + "\n").as_bytes(),

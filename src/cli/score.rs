@@ -82,13 +82,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let genome = super::read_genome(&a.genome)?;
     let (settings, probe, ds) = search::prepare(&cfg, scores)?;
-    let mut evaluator = crate::evolve::short_train::make_search_evaluator(
-        &cfg,
-        settings.clone(),
-        probe.clone(),
-        &ds,
-        &crate::engine::Device::resolve(&cfg.search.device)?,
-    )?;
+    let device = crate::engine::Device::resolve(&cfg.search.device)?;
+    let mut evaluator =
+        crate::evolve::short_train::make_search_evaluator(&cfg, settings.clone(), &ds, |s| {
+            crate::fitness::evaluate::make_evaluator(&device, s, probe.clone())
+        })?;
     let ev = evaluator
         .evaluate(std::slice::from_ref(&genome))
         .pop()

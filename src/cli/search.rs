@@ -189,7 +189,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let (settings, probe, ds) = search::prepare(&cfg, scores)?;
     let device = crate::engine::Device::resolve(&cfg.search.device)?;
     let mut evaluator =
-        crate::evolve::short_train::make_search_evaluator(&cfg, settings, probe, &ds, &device)?;
+        crate::evolve::short_train::make_search_evaluator(&cfg, settings, &ds, |s| {
+            crate::fitness::evaluate::make_evaluator(&device, s, probe)
+        })?;
     let (mut dir, records) = match resumed {
         Some((dir, records, regenerate)) => {
             if let Some(c) = regenerate {

@@ -66,30 +66,69 @@ impl Model {
     /// `[batch, classes]` logits (averaged over time) of `input`, `[T, B, C, H, W]` or
     /// `[B, C, H, W]` (shown at every step), run in batches the device takes.
     pub fn logits(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        Ok(self.run(input, batch, false)?.logits)
+    }
+
+    /// [`Model::logits`] and each population's spike count over all samples and steps
+    /// (the firing rates, operation counts and energy of `msenas evaluate` come from them).
+    pub fn evaluate(&mut self, input: &[f32], batch: usize) -> Result<Evaluation> {
+        self.run(input, batch, true)
+    }
+
+    fn run(&mut self, input: &[f32], batch: usize, counts: bool) -> Result<Evaluation> {
         let per_step = super::input_per_step(self.session.plan(), input, batch)?;
         let s = self.session.plan().spec;
         let (t, sample) = (s.timesteps, s.in_ch * s.height * s.width);
         let step = self.session.eval_batch().max(1);
-        if !per_step && batch <= step {
-            return self.session.evaluate(input, batch);
-        }
-        let mut out = Vec::with_capacity(batch * s.classes);
+        let mut out = Evaluation {
+            logits: Vec::with_capacity(batch * s.classes),
+            spike_counts: vec![
+                0;
+                if counts {
+                    self.session.plan().populations.len()
+                } else {
+                    0
+                }
+            ],
+        };
         let mut chunk = Vec::new();
         for start in (0..batch).step_by(step) {
             let nb = step.min(batch - start);
-            chunk.clear();
-            if per_step {
-                for ti in 0..t {
-                    let row = (ti * batch + start) * sample;
-                    chunk.extend_from_slice(&input[row..row + nb * sample]);
+            let x = if nb == batch {
+                input
+            } else {
+                chunk.clear();
+                if per_step {
+                    for ti in 0..t {
+                        let row = (ti * batch + start) * sample;
+                        chunk.extend_from_slice(&input[row..row + nb * sample]);
+                    }
+                } else {
+                    chunk.extend_from_slice(&input[start * sample..(start + nb) * sample]);
+                }
+                &chunk[..]
+            };
+            if counts {
+                let (logits, c) = self.session.evaluate_with_counts(x, nb)?;
+                out.logits.extend(logits);
+                for (a, b) in out.spike_counts.iter_mut().zip(c) {
+                    *a += b;
                 }
             } else {
-                chunk.extend_from_slice(&input[start * sample..(start + nb) * sample]);
+                out.logits.extend(self.session.evaluate(x, nb)?);
             }
-            out.extend(self.session.evaluate(&chunk, nb)?);
         }
         Ok(out)
     }
+}
+
+/// What [`Model::evaluate`] returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// `[batch, classes]`, averaged over time.
+    pub logits: Vec<f32>,
+    /// Spikes of every population (the plan's order) over all samples and steps.
+    pub spike_counts: Vec<u64>,
 }
 
 #[cfg(test)]
@@ -139,9 +178,13 @@ mod tests {
             for x in [input(b * sample), input(t * b * sample)] {
                 let mut o = ForwardOptions::new(t, b);
                 o.bn = BnMode::Running(&bn);
-                let want = forward(&plan, &params, &x, &o).logits;
+                let want = forward(&plan, &params, &x, &o);
                 let got = model.logits(&x, b).unwrap();
-                assert_eq!(got, want, "seed {seed}, input of {} values", x.len());
+                assert_eq!(got, want.logits, "seed {seed}, input of {} values", x.len());
+                let ev = model.evaluate(&x, b).unwrap();
+                assert_eq!(ev.logits, want.logits);
+                assert_eq!(ev.spike_counts, want.spike_counts, "seed {seed}");
+                assert!(ev.spike_counts.iter().sum::<u64>() > 0);
             }
         }
     }

@@ -104,13 +104,22 @@ impl TrainSession {
     pub fn evaluate(&mut self, input: &[f32], b: usize) -> Result<Vec<f32>> {
         match &mut self.inner {
             Inner::Gpu(g) => g.evaluate(input, b),
+            Inner::Cpu(c) => Ok(c.evaluate(input, b).logits),
+        }
+    }
+
+    /// [`TrainSession::evaluate`] and every population's spike count over the batch and all
+    /// steps.
+    pub fn evaluate_with_counts(
+        &mut self,
+        input: &[f32],
+        b: usize,
+    ) -> Result<(Vec<f32>, Vec<u64>)> {
+        match &mut self.inner {
+            Inner::Gpu(g) => g.evaluate_with_counts(input, b),
             Inner::Cpu(c) => {
-                let mut o = ForwardOptions::new(c.plan.spec.timesteps, b);
-                o.bn = BnMode::Running(&c.bn);
-                o.lif = c.settings.lif;
-                o.eps = c.settings.eps;
-                o.kernels = c.kernels;
-                Ok(crate::cpu::forward(&c.plan, &c.params, input, &o).logits)
+                let out = c.evaluate(input, b);
+                Ok((out.logits, out.spike_counts))
             }
         }
     }
@@ -144,6 +153,15 @@ impl TrainSession {
 }
 
 impl CpuSession {
+    fn evaluate(&self, input: &[f32], b: usize) -> crate::cpu::ForwardOutput {
+        let mut o = ForwardOptions::new(self.plan.spec.timesteps, b);
+        o.bn = BnMode::Running(&self.bn);
+        o.lif = self.settings.lif;
+        o.eps = self.settings.eps;
+        o.kernels = self.kernels;
+        crate::cpu::forward(&self.plan, &self.params, input, &o)
+    }
+
     fn step(&mut self, x: &[f32], labels: &[u16], lr: f32) -> StepOutput {
         let plan = &self.plan;
         let s = self.settings;

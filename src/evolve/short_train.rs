@@ -18,11 +18,8 @@ use rand::SeedableRng;
 
 use super::Status;
 use crate::data::Dataset;
-use crate::engine::Device;
 use crate::evolve::config::Config;
-use crate::fitness::evaluate::{
-    derive_seed, make_evaluator, EvalSettings, Evaluation, Evaluator, Probe,
-};
+use crate::fitness::evaluate::{derive_seed, EvalSettings, Evaluation, Evaluator};
 use crate::fitness::{ScoreId, ScoreKind};
 use crate::genome::Genome;
 use crate::train::TrainConfig;
@@ -45,19 +42,19 @@ pub fn needs_training(scores: &[ScoreId]) -> bool {
     scores.iter().any(|n| !n.training_free())
 }
 
-/// The evaluator of a search or `msenas score` run: the training-free evaluator for the
-/// configured device, wrapped in a [`ShortTrainEvaluator`] when `short_train` is requested.
+/// The evaluator of a search or `msenas score` run: `training_free` makes the evaluator of the
+/// training-free scores (the caller picks its device: `fitness::evaluate::make_evaluator`),
+/// wrapped in a [`ShortTrainEvaluator`] when `short_train` is requested.
 pub fn make_search_evaluator(
     cfg: &Config,
     settings: EvalSettings,
-    probe: Probe,
     ds: &Dataset,
-    device: &Device,
+    training_free: impl FnOnce(EvalSettings) -> Result<Box<dyn Evaluator + Send>>,
 ) -> Result<Box<dyn Evaluator + Send>> {
     if !needs_training(&settings.scores) {
-        return make_evaluator(device, settings, probe);
+        return training_free(settings);
     }
-    let inner = make_evaluator(device, training_free_part(&settings), probe)?;
+    let inner = training_free(training_free_part(&settings))?;
     Ok(Box::new(ShortTrainEvaluator::new(
         inner, settings, cfg, ds,
     )?))
@@ -193,7 +190,14 @@ impl Evaluator for ShortTrainEvaluator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Device;
     use crate::evolve::search;
+    use crate::fitness::evaluate::{make_evaluator, Probe};
+
+    /// The training-free evaluator on the CPU engine.
+    fn cpu(probe: Probe) -> impl FnOnce(EvalSettings) -> Result<Box<dyn Evaluator + Send>> {
+        move |s| make_evaluator(&Device::cpu(), s, probe)
+    }
 
     fn tiny(scores: &[&str]) -> (Config, EvalSettings, Probe, Dataset) {
         let mut cfg = crate::evolve::config::preset("tiny").unwrap();
@@ -209,8 +213,7 @@ mod tests {
     fn short_train_is_a_validation_accuracy_and_deterministic() {
         let (cfg, settings, probe, ds) = tiny(&["short_train", "params"]);
         let mut ev =
-            make_search_evaluator(&cfg, settings.clone(), probe.clone(), &ds, &Device::cpu())
-                .unwrap();
+            make_search_evaluator(&cfg, settings.clone(), &ds, cpu(probe.clone())).unwrap();
         let mut rng = StdRng::seed_from_u64(3);
         let g = cfg.space.sample(&mut rng);
         let a = ev.evaluate(std::slice::from_ref(&g)).pop().unwrap();
@@ -220,7 +223,7 @@ mod tests {
         assert!((0.0..=1.0).contains(&acc), "{acc}");
         assert!(((acc * 30.0) - (acc * 30.0).round()).abs() < 1e-9, "{acc}");
         assert_eq!(a.scores.len(), 2, "{:?}", a.scores);
-        let mut ev2 = make_search_evaluator(&cfg, settings, probe, &ds, &Device::cpu()).unwrap();
+        let mut ev2 = make_search_evaluator(&cfg, settings, &ds, cpu(probe)).unwrap();
         let b = ev2.evaluate(std::slice::from_ref(&g)).pop().unwrap();
         assert_eq!(a.scores, b.scores);
     }
@@ -228,7 +231,7 @@ mod tests {
     #[test]
     fn only_short_train_drops_the_stand_in() {
         let (cfg, settings, probe, ds) = tiny(&["short_train"]);
-        let mut ev = make_search_evaluator(&cfg, settings, probe, &ds, &Device::cpu()).unwrap();
+        let mut ev = make_search_evaluator(&cfg, settings, &ds, cpu(probe)).unwrap();
         let mut rng = StdRng::seed_from_u64(5);
         let g = cfg.space.sample(&mut rng);
         let e = ev.evaluate(std::slice::from_ref(&g)).pop().unwrap();

@@ -996,6 +996,56 @@ impl GpuTrainer {
         ctx.read(self.val(self.plan.logits, b))
     }
 
+    /// [`Self::evaluate`] and each population's spike count over the batch and all steps,
+    /// summed on the device (`reduce::sum_squares` of the 0/1 spike tensors, exact below 2^24
+    /// spikes per partial sum) and read back with the logits after one submission.
+    pub fn evaluate_with_counts(
+        &mut self,
+        input: &[f32],
+        b: usize,
+    ) -> Result<(Vec<f32>, Vec<u64>)> {
+        let ctx = self.ctx.clone();
+        let mut spikes = vec![None; self.plan.populations.len()];
+        for op in &self.plan.ops {
+            if let Op::Lif { s, pop, .. } = op {
+                spikes[*pop] = Some(*s);
+            }
+        }
+        let mut groups = Vec::with_capacity(spikes.len());
+        for (pop, s) in spikes.iter().enumerate() {
+            let s =
+                s.ok_or_else(|| Error::input(format!("plan: population {pop} has no LIF op")))?;
+            groups.push((s, sum_squares_groups(tensor_len(&self.plan, s, self.t, b))));
+        }
+        let total: usize = groups.iter().map(|&(_, g)| g).sum();
+        let partials = ctx.storage("spike count partials", total.max(1))?;
+        let mut rec = Recorder::new(&ctx);
+        self.upload_input(input, b)?;
+        self.record_forward(&mut rec, b, false)?;
+        let mut at = 0;
+        for &(s, g) in &groups {
+            reduce::sum_squares(&mut rec, self.val(s, b), View::new(&partials, at, g))?;
+            at += g;
+        }
+        rec.submit()?;
+        let logits = ctx.read(self.val(self.plan.logits, b))?;
+        let parts: Vec<f32> = if total == 0 {
+            Vec::new()
+        } else {
+            ctx.read(View::new(&partials, 0, total))?
+        };
+        let mut at = 0;
+        let counts = groups
+            .iter()
+            .map(|&(_, g)| {
+                let c: f64 = parts[at..at + g].iter().map(|&v| f64::from(v)).sum();
+                at += g;
+                c.round() as u64
+            })
+            .collect();
+        Ok((logits, counts))
+    }
+
     /// Replace the whole training state (a resumed run, or a fresh one).
     pub fn write_state(&mut self, st: &TrainState) -> Result<()> {
         let np = self.plan.num_params;

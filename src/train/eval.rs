@@ -9,8 +9,8 @@
 //! on pooled rates) performs `macs` multiply-accumulates. Energy uses the 45 nm figures:
 //! 0.9 pJ per accumulate, 4.6 pJ per multiply-accumulate.
 
-use crate::cpu::{forward, BnMode, BnRunning, ForwardOptions};
 use crate::data::Split;
+use crate::engine::{Device, Model};
 use crate::plan::{Op, Plan};
 use crate::train::count_correct;
 use crate::train::rng::SplitMix64;
@@ -127,29 +127,21 @@ pub struct EvalReport {
 }
 
 /// Accuracy and spike counts over a split, in batches, with running batch-norm statistics.
-fn run_split(
-    plan: &Plan,
-    params: &[f32],
-    bn: &BnRunning,
-    split: &Split,
-    batch: usize,
-) -> (f64, Vec<u64>) {
-    let t = plan.spec.timesteps;
-    let k = plan.spec.classes;
+fn run_split(model: &mut Model, split: &Split, batch: usize) -> Result<(f64, Vec<u64>)> {
+    let plan = model.plan();
+    let (t, k) = (plan.spec.timesteps, plan.spec.classes);
     let mut counts = vec![0u64; plan.populations.len()];
     let mut correct = 0usize;
     let idx: Vec<usize> = (0..split.len()).collect();
     for chunk in idx.chunks(batch.max(1)) {
         let x = split.batch(chunk, if split.frames == 1 { 1 } else { t });
-        let mut o = ForwardOptions::new(t, chunk.len());
-        o.bn = BnMode::Running(bn);
-        let out = forward(plan, params, &x, &o);
+        let out = model.evaluate(&x, chunk.len())?;
         for (c, &s) in counts.iter_mut().zip(&out.spike_counts) {
             *c += s;
         }
         correct += count_correct(&out.logits, &split.labels_of(chunk), k);
     }
-    (correct as f64 / split.len().max(1) as f64, counts)
+    Ok((correct as f64 / split.len().max(1) as f64, counts))
 }
 
 /// An evaluation of a trained network, as `msenas evaluate` takes it.
@@ -167,6 +159,8 @@ pub struct EvalRequest {
     /// Seed of the noise.
     pub seed: u64,
     pub batch_size: usize,
+    /// Where to run it (`Device::resolve`: auto, cpu, gpu or part of an adapter name).
+    pub device: String,
 }
 
 /// Where an evaluated network came from.
@@ -226,15 +220,9 @@ impl EvalRequest {
         }
         plan.check_workload(self.batch_size.min(split.len()), plan.spec.timesteps)
             .map_err(|e| Error::input(format!("--batch-size: {e}")))?;
-        let r = evaluate(
-            plan,
-            &params,
-            &bn,
-            split,
-            &noises,
-            self.seed,
-            self.batch_size,
-        );
+        let device = Device::resolve(&self.device)?;
+        let mut model = Model::new(&device, plan, params, bn)?;
+        let r = evaluate(&mut model, split, &noises, self.seed, self.batch_size)?;
         Ok((
             r,
             EvalSource {
@@ -249,16 +237,16 @@ impl EvalRequest {
 /// Evaluate on a split: accuracy, rates, operation counts and energy, then the accuracy under
 /// each noise setting (each drawn from its own stream of `seed`).
 pub fn evaluate(
-    plan: &Plan,
-    params: &[f32],
-    bn: &BnRunning,
+    model: &mut Model,
     split: &Split,
     noises: &[Noise],
     seed: u64,
     batch: usize,
-) -> EvalReport {
+) -> Result<EvalReport> {
+    let (accuracy, counts) = run_split(model, split, batch)?;
+    // The model is run again for each noise setting below.
+    let plan = &model.plan().clone();
     let t = plan.spec.timesteps;
-    let (accuracy, counts) = run_split(plan, params, bn, split, batch);
     let n = split.len().max(1) as f64;
     let rates: Vec<f64> = plan
         .populations
@@ -269,19 +257,16 @@ pub fn evaluate(
     let total_spikes: u64 = counts.iter().sum();
     let total_neurons: usize = plan.populations.iter().map(|p| p.neurons).sum();
     let (sops, macs, dense) = op_counts(plan, &rates);
-    let noise = noises
-        .iter()
-        .enumerate()
-        .map(|(i, nz)| {
-            let mut rng = SplitMix64::for_epoch(seed, i as u64, super::rng::STREAM_NOISE);
-            let noisy = nz.apply(split, &mut rng);
-            NoiseResult {
-                noise: nz.name(),
-                accuracy: run_split(plan, params, bn, &noisy, batch).0,
-            }
-        })
-        .collect();
-    EvalReport {
+    let mut noise = Vec::with_capacity(noises.len());
+    for (i, nz) in noises.iter().enumerate() {
+        let mut rng = SplitMix64::for_epoch(seed, i as u64, super::rng::STREAM_NOISE);
+        let noisy = nz.apply(split, &mut rng);
+        noise.push(NoiseResult {
+            noise: nz.name(),
+            accuracy: run_split(model, &noisy, batch)?.0,
+        });
+    }
+    Ok(EvalReport {
         samples: split.len(),
         accuracy,
         params: plan.num_params,
@@ -302,7 +287,7 @@ pub fn evaluate(
         dense_macs_per_sample: dense,
         energy_uj_per_sample: (PJ_PER_AC * sops + PJ_PER_MAC * macs) * 1e-6,
         noise,
-    }
+    })
 }
 
 /// `(SOPs, MACs, dense MACs)` per sample over T steps, given each population's firing rate.
