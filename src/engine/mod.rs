@@ -53,7 +53,7 @@ pub(crate) use backend::add_time;
 pub use backend::{
     cpu_gradients, mean_norm2, ProbeBatch, RunJob, RunOutput, RunsAndNorms, SpikeBackend,
 };
-pub use model::{Evaluation, Model};
+pub use model::{Model, ModelOutput};
 pub use session::{StepOutput, TrainSession};
 
 /// Where an [`Engine`] runs, resolved once from a `--device` value: the CPU engine, or a wgpu

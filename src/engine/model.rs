@@ -29,6 +29,8 @@ const GPU_MODEL_BATCH: usize = 128;
 /// let mut model = Model::new(&Device::cpu(), &plan, params, bn)?;
 /// let logits = model.logits(&vec![0.5f32; 300 * 64], 300)?; // [B, C, H, W], B = 300
 /// assert_eq!(logits.len(), 300 * 3);
+/// let out = model.evaluate(&vec![0.5f32; 300 * 64], 300)?; // and the spikes of each population
+/// assert_eq!(out.spike_counts.len(), plan.populations.len());
 /// # Ok::<(), msenas::Error>(())
 /// ```
 pub struct Model {
@@ -71,25 +73,23 @@ impl Model {
 
     /// [`Model::logits`] and each population's spike count over all samples and steps
     /// (the firing rates, operation counts and energy of `msenas evaluate` come from them).
-    pub fn evaluate(&mut self, input: &[f32], batch: usize) -> Result<Evaluation> {
+    pub fn evaluate(&mut self, input: &[f32], batch: usize) -> Result<ModelOutput> {
         self.run(input, batch, true)
     }
 
-    fn run(&mut self, input: &[f32], batch: usize, counts: bool) -> Result<Evaluation> {
+    fn run(&mut self, input: &[f32], batch: usize, counts: bool) -> Result<ModelOutput> {
         let per_step = super::input_per_step(self.session.plan(), input, batch)?;
         let s = self.session.plan().spec;
         let (t, sample) = (s.timesteps, s.in_ch * s.height * s.width);
         let step = self.session.eval_batch().max(1);
-        let mut out = Evaluation {
+        let pops = if counts {
+            self.session.plan().populations.len()
+        } else {
+            0
+        };
+        let mut out = ModelOutput {
             logits: Vec::with_capacity(batch * s.classes),
-            spike_counts: vec![
-                0;
-                if counts {
-                    self.session.plan().populations.len()
-                } else {
-                    0
-                }
-            ],
+            spike_counts: vec![0; pops],
         };
         let mut chunk = Vec::new();
         for start in (0..batch).step_by(step) {
@@ -124,7 +124,7 @@ impl Model {
 
 /// What [`Model::evaluate`] returns.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Evaluation {
+pub struct ModelOutput {
     /// `[batch, classes]`, averaged over time.
     pub logits: Vec<f32>,
     /// Spikes of every population (the plan's order) over all samples and steps.
