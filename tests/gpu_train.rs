@@ -13,6 +13,7 @@
 //!
 //! No adapter: with `CI` set the tests fail; otherwise they print a skip message and pass.
 
+mod cli_common;
 mod common;
 
 use std::sync::{Arc, Mutex};
@@ -545,17 +546,8 @@ fn msenas() -> std::process::Command {
 fn cli_train_on_the_device_then_resume() {
     with_device("cli_train_on_the_device_then_resume", |ctx| {
         let dir = tempfile::tempdir().unwrap();
+        cli_common::ok(&["sample", "--seed", "7", "--out", "g.json"], dir.path());
         let g = dir.path().join("g.json");
-        let out = msenas()
-            .args(["sample", "--seed", "7", "--out"])
-            .arg(&g)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let run = dir.path().join("run");
         let name = ctx.info.name.clone();
         let tiny = [
@@ -619,18 +611,16 @@ fn cli_train_on_the_device_then_resume() {
         assert_eq!(before["history"], after["history"]);
         // Evaluation on the device reports what the CPU engine does, to a flipped spike.
         let report = |device: &str| -> serde_json::Value {
-            let out = msenas()
-                .arg("evaluate")
-                .arg(&run)
-                .args(["--noise", "gaussian:0.2", "--json", "--device", device])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice(&out.stdout).unwrap()
+            let args = [
+                "evaluate",
+                "run",
+                "--noise",
+                "gaussian:0.2",
+                "--json",
+                "--device",
+                device,
+            ];
+            serde_json::from_str(&cli_common::ok(&args, dir.path())).unwrap()
         };
         let (on_gpu, on_cpu) = (report(&name), report("cpu"));
         let n = on_cpu["samples"].as_f64().unwrap();

@@ -22,6 +22,20 @@ impl BnRunning {
             var: plan.bn_channels.iter().map(|&c| vec![1.0; c]).collect(),
         }
     }
+
+    /// Whether these are statistics of `plan`'s batch-norm layers (as many layers, each with
+    /// its channel count, in mean and variance).
+    pub fn fits(&self, plan: &Plan) -> bool {
+        let ch = &plan.bn_channels;
+        self.mean.len() == ch.len()
+            && self.var.len() == ch.len()
+            && self
+                .mean
+                .iter()
+                .chain(&self.var)
+                .zip(ch.iter().chain(ch))
+                .all(|(v, &c)| v.len() == c)
+    }
 }
 
 /// Batch-norm running statistics flattened layer after layer.

@@ -225,17 +225,7 @@ fn check_state(plan: &Plan, st: &TrainState) -> Result<()> {
             )));
         }
     }
-    let bn = &st.bn;
-    let ch = &plan.bn_channels;
-    if bn.mean.len() != ch.len()
-        || bn.var.len() != ch.len()
-        || bn
-            .mean
-            .iter()
-            .chain(&bn.var)
-            .zip(ch.iter().chain(ch))
-            .any(|(v, &c)| v.len() != c)
-    {
+    if !st.bn.fits(plan) {
         return Err(Error::input(
             "train state: running statistics of another plan (the batch-norm layers or their channels differ)",
         ));

@@ -1005,18 +1005,17 @@ impl GpuTrainer {
         b: usize,
     ) -> Result<(Vec<f32>, Vec<u64>)> {
         let ctx = self.ctx.clone();
-        let mut spikes = vec![None; self.plan.populations.len()];
-        for op in &self.plan.ops {
-            if let Op::Lif { s, pop, .. } = op {
-                spikes[*pop] = Some(*s);
-            }
-        }
-        let mut groups = Vec::with_capacity(spikes.len());
-        for (pop, s) in spikes.iter().enumerate() {
-            let s =
-                s.ok_or_else(|| Error::input(format!("plan: population {pop} has no LIF op")))?;
-            groups.push((s, sum_squares_groups(tensor_len(&self.plan, s, self.t, b))));
-        }
+        let groups: Vec<(usize, usize)> = self
+            .plan
+            .populations
+            .iter()
+            .map(|p| {
+                (
+                    p.tensor,
+                    sum_squares_groups(tensor_len(&self.plan, p.tensor, self.t, b)),
+                )
+            })
+            .collect();
         let total: usize = groups.iter().map(|&(_, g)| g).sum();
         let partials = ctx.storage("spike count partials", total.max(1))?;
         let mut rec = Recorder::new(&ctx);

@@ -244,8 +244,7 @@ pub fn evaluate(
     batch: usize,
 ) -> Result<EvalReport> {
     let (accuracy, counts) = run_split(model, split, batch)?;
-    // The model is run again for each noise setting below.
-    let plan = &model.plan().clone();
+    let plan = model.plan();
     let t = plan.spec.timesteps;
     let n = split.len().max(1) as f64;
     let rates: Vec<f64> = plan
@@ -257,16 +256,7 @@ pub fn evaluate(
     let total_spikes: u64 = counts.iter().sum();
     let total_neurons: usize = plan.populations.iter().map(|p| p.neurons).sum();
     let (sops, macs, dense) = op_counts(plan, &rates);
-    let mut noise = Vec::with_capacity(noises.len());
-    for (i, nz) in noises.iter().enumerate() {
-        let mut rng = SplitMix64::for_epoch(seed, i as u64, super::rng::STREAM_NOISE);
-        let noisy = nz.apply(split, &mut rng);
-        noise.push(NoiseResult {
-            noise: nz.name(),
-            accuracy: run_split(model, &noisy, batch)?.0,
-        });
-    }
-    Ok(EvalReport {
+    let mut report = EvalReport {
         samples: split.len(),
         accuracy,
         params: plan.num_params,
@@ -286,8 +276,17 @@ pub fn evaluate(
         macs_per_sample: macs,
         dense_macs_per_sample: dense,
         energy_uj_per_sample: (PJ_PER_AC * sops + PJ_PER_MAC * macs) * 1e-6,
-        noise,
-    })
+        noise: Vec::with_capacity(noises.len()),
+    };
+    for (i, nz) in noises.iter().enumerate() {
+        let mut rng = SplitMix64::for_epoch(seed, i as u64, super::rng::STREAM_NOISE);
+        let noisy = nz.apply(split, &mut rng);
+        report.noise.push(NoiseResult {
+            noise: nz.name(),
+            accuracy: run_split(model, &noisy, batch)?.0,
+        });
+    }
+    Ok(report)
 }
 
 /// `(SOPs, MACs, dense MACs)` per sample over T steps, given each population's firing rate.
