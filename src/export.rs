@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::cpu::grad::Surrogate;
-use crate::cpu::{flatten_bn, init_params, BnRunning, LifParams, BN_EPS, BN_MOMENTUM};
+use crate::cpu::{init_params, BnRunning, LifParams, BN_EPS, BN_MOMENTUM};
 use crate::genome::Genome;
 use crate::plan::Plan;
 use crate::train::TrainConfig;
@@ -148,7 +148,7 @@ impl Exported {
             std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))
         };
         let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let (mean, var) = flatten_bn(&self.bn);
+        let (mean, var) = self.bn.flatten();
         w(
             "plan.json",
             (serde_json::to_string_pretty(&self.plan).expect("plan serialises") + "\n").as_bytes(),

@@ -5,8 +5,9 @@
 //!
 //! 1. [`genome`]: the search space (micro operations, meso motifs, macro wiring);
 //! 2. [`plan`]: a genome compiled for a data shape (tensors, ops, parameters, populations);
-//! 3. [`cpu`] and [`gpu`]: the two executors (the CPU engine is the oracle of every WGSL
-//!    kernel; no wgpu type leaves `gpu`);
+//! 3. `cpu` and `gpu`: the two executors, internal to the crate (the CPU engine is the oracle
+//!    of every WGSL kernel; no wgpu type leaves `gpu`; the `internals` feature makes both
+//!    public for the kernel tests and benchmarks);
 //! 4. [`engine`]: one [`engine::Device`] resolved once and one [`engine::Engine`] with the same
 //!    calls on both;
 //! 5. [`fitness`] (training-free scores, the scoring evaluator) and [`train`] (the epoch loop,
@@ -110,8 +111,11 @@ pub mod benchmarks;
 #[doc(hidden)]
 pub mod cli;
 pub mod config;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod cpu;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod cpu;
 pub mod data;
 pub mod dump;
 pub mod engine;
@@ -121,8 +125,11 @@ pub mod export;
 pub mod fitness;
 pub(crate) mod fsio;
 pub mod genome;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod gpu;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod gpu;
 pub mod plan;
 pub(crate) mod report;
 pub mod spec;

@@ -169,7 +169,7 @@ fn kernel_table_fits_downlevel_limits() {
 fn rng_fill(ctx: &GpuContext) {
     let cases: [(u32, u32, f32, usize); 4] = [
         (
-            cpu::rng::stream(7, cpu::rng::fnv1a64(b"genome-a")),
+            cpu::rng::stream(7, msenas::genome::fnv1a64(b"genome-a")),
             0,
             0.125,
             1000,

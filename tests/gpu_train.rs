@@ -22,8 +22,9 @@ use msenas::config::TrainConfig;
 use msenas::cpu::grad::{mse_rate_loss, softmax_cross_entropy, Surrogate};
 use msenas::cpu::{bn_update_running, init_params, BnRunning, LifParams};
 use msenas::data::{Dataset, Split};
+use msenas::engine::TrainState;
 use msenas::genome::{CellGene, Genome, MicroVariant, SearchSpace};
-use msenas::gpu::{GpuContext, GpuTrainer, TrainSettings, TrainState};
+use msenas::gpu::{GpuContext, GpuTrainer, TrainSettings};
 use msenas::plan::{Op, Plan};
 use msenas::train::backprop::{backward, forward_tape, Hooks};
 
@@ -728,5 +729,50 @@ fn a_model_evaluates_as_on_the_cpu() {
             checked += 1;
         }
         assert_eq!(checked, 3);
+    });
+}
+
+/// The GPU trainer takes a state or a model only after the check every engine makes
+/// (`TrainState::check`): running statistics of the right total length but other channel
+/// counts per layer are refused, and nothing is written.
+#[test]
+fn the_trainer_refuses_a_state_of_another_plan() {
+    with_device("the_trainer_refuses_a_state_of_another_plan", |ctx| {
+        let spec = common::gray_spec(8, 4, 2);
+        let plan = (1..)
+            .map(|seed| {
+                let g = SearchSpace::default().sample(&mut rand::rngs::StdRng::seed_from_u64(seed));
+                Plan::compile(&g, &spec, 4, 1).unwrap()
+            })
+            .find(|p| p.bn_channels.windows(2).any(|w| w[0] != w[1]))
+            .unwrap();
+        let params = init_params(&plan, 1);
+        let s = settings(Loss::CrossEntropy, Surrogate::default(), 0.0, 0.0);
+        let mut g = GpuTrainer::new(ctx, &plan, 2, 4, s, &params).unwrap();
+        let before = g.read_state().unwrap();
+        let i = plan
+            .bn_channels
+            .windows(2)
+            .position(|w| w[0] != w[1])
+            .unwrap();
+        let mut moved = before.clone();
+        for stats in [&mut moved.bn.mean, &mut moved.bn.var] {
+            let v = stats[i].pop().unwrap();
+            stats[i + 1].push(v + 0.5);
+        }
+        let e = g.write_state(&moved).unwrap_err().to_string();
+        assert!(e.contains("running statistics of another plan"), "{e}");
+        let e = g.write_model(&params, &moved.bn).unwrap_err().to_string();
+        assert!(e.contains("running statistics of another plan"), "{e}");
+        let e = g
+            .write_model(&params[1..], &before.bn)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("parameters for a plan of"), "{e}");
+        assert_eq!(
+            g.read_state().unwrap(),
+            before,
+            "a refused state changed the trainer"
+        );
     });
 }

@@ -119,3 +119,40 @@ fn the_search_names_no_device() {
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// The engines are internal to the crate's users: without the `internals` feature (which only
+/// the crate's own tests and benchmarks turn on) `cpu` and `gpu` are `pub(crate)`, and the
+/// programs that use the library as its users do (the Python bindings, the examples) name
+/// neither.
+#[test]
+fn the_engines_are_internal() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    for m in ["cpu", "gpu"] {
+        let private = format!("#[cfg(not(feature = \"internals\"))]\npub(crate) mod {m};");
+        assert!(lib.contains(&private), "src/lib.rs lacks `{private}`");
+        for (i, _) in lib.match_indices(&format!("pub mod {m};")) {
+            let before: Vec<&str> = lib[..i].lines().rev().take(2).collect();
+            assert!(
+                before
+                    .iter()
+                    .any(|l| l.trim() == "#[cfg(feature = \"internals\")]"),
+                "`pub mod {m};` in src/lib.rs outside the internals feature"
+            );
+        }
+    }
+    let mut files = Vec::new();
+    visit(&root.join("python/src"), &mut files);
+    visit(&root.join("examples"), &mut files);
+    assert!(files.len() >= 2, "no bindings or examples found");
+    let mut bad = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for m in ["msenas::cpu", "msenas::gpu"] {
+            if text.contains(m) {
+                bad.push(format!("{} names {m}", f.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}

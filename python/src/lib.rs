@@ -705,7 +705,7 @@ fn export_data<'py>(
     };
     let plan =
         serde_json::to_string(&ex.plan).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-    let (mean, var) = msenas::cpu::flatten_bn(&ex.bn);
+    let (mean, var) = ex.bn.flatten();
     Ok((
         ex.manifest().to_string(),
         plan,

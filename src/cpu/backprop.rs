@@ -1,9 +1,9 @@
 //! Reverse-mode differentiation of a [`Plan`]: a forward pass that keeps every tensor (the
-//! tape), then the ops in reverse order, each through its backward twin in [`crate::cpu::grad`],
+//! tape), then the ops in reverse order, each through its backward twin in `crate::cpu::grad`,
 //! accumulating the gradients of tensors read by several ops and writing parameter gradients
 //! into a flat vector aligned with the plan's parameters (`ParamDesc::offset`).
 //!
-//! The forward pass is the executor's ([`crate::cpu::forward`], batch statistics) op for op
+//! The forward pass is the executor's (`crate::cpu::forward`, batch statistics) op for op
 //! and bit for bit: the ops without state run through the executor's own per-op function
 //! (`crate::cpu::executor::apply_op`); LIF and batch norm run here, because the tape also
 //! records each LIF population's membrane before the reset (the surrogate needs it) and each
@@ -171,7 +171,7 @@ pub struct Gradient {
 
 /// A forward pass with batch statistics, `loss(logits)` (`dL/dlogits`, or `None` to stop there,
 /// e.g. for a non-finite loss), then the reverse pass: on the fast engine
-/// ([`crate::cpu::fast`]) with [`Kernels::Fast`] where it supports the plan, else on the
+/// (`crate::cpu::fast`) with [`Kernels::Fast`] where it supports the plan, else on the
 /// reference loops (this module).
 #[allow(clippy::too_many_arguments)]
 pub fn gradient(

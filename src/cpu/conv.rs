@@ -53,6 +53,7 @@ impl ConvShape {
         self.cout * self.cin * self.k * self.k
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Multiply-accumulates per image (counting padded positions).
     pub fn macs_per_image(&self) -> usize {
         self.cout * self.out_h() * self.out_w() * self.cin * self.k * self.k

@@ -15,6 +15,7 @@ pub fn sum_squares_groups(len: usize) -> usize {
     len.div_ceil(256).clamp(1, 256)
 }
 
+#[cfg(any(test, feature = "internals"))]
 /// The partial sums of squares of the GPU's `reduce::sum_squares`, in its order: partial `g`
 /// adds, for each of 256 lanes `l`, `x[i]^2` over `i = g * 256 + l + k * groups * 256` in
 /// increasing `i`, then the lane sums pairwise (`l + h` into `l` for `h = 128, 64, ..., 1`).

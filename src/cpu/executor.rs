@@ -36,14 +36,14 @@ impl BnRunning {
                 .zip(ch.iter().chain(ch))
                 .all(|(v, &c)| v.len() == c)
     }
+
+    /// The means and the variances, each flattened layer after layer.
+    pub fn flatten(&self) -> (Vec<f32>, Vec<f32>) {
+        (self.mean.concat(), self.var.concat())
+    }
 }
 
-/// Batch-norm running statistics flattened layer after layer.
-pub fn flatten_bn(bn: &BnRunning) -> (Vec<f32>, Vec<f32>) {
-    (bn.mean.concat(), bn.var.concat())
-}
-
-/// The inverse of [`flatten_bn`] for a plan's batch-norm layers.
+/// The inverse of [`BnRunning::flatten`] for a plan's batch-norm layers.
 pub fn unflatten_bn(plan: &Plan, mean: &[f32], var: &[f32]) -> BnRunning {
     let mut r = BnRunning::new(plan);
     let mut at = 0;

@@ -24,7 +24,7 @@ pub mod spikes;
 /// Which CPU engine runs a plan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kernels {
-    /// The fast engine ([`fast`]): the production path (plans it does not support, and
+    /// The fast engine (`cpu::fast`): the production path (plans it does not support, and
     /// callers that need every intermediate tensor, run on the reference).
     #[default]
     Fast,
@@ -37,12 +37,10 @@ pub use batchnorm::{bn_apply, bn_stats, bn_update_running, Gate, BN_EPS, BN_MOME
 pub use conv::{conv2d, ConvShape};
 pub use elementwise::{add_into, concat_channels, global_avg_pool, linear, mean_time};
 pub use executor::{
-    bn_len, flatten_bn, forward, init_params, unflatten_bn, BnMode, BnRunning, ForwardOptions,
-    ForwardOutput,
+    bn_len, forward, init_params, unflatten_bn, BnMode, BnRunning, ForwardOptions, ForwardOutput,
 };
-pub use grad::Loss;
 pub use lif::{lif, lif_membrane, pack_spikes, words_per_row, LifParams};
-pub use rng::{bits, fnv1a64, kaiming_bound, pcg, stream, uniform_fill, unit};
-pub use spikes::{
-    population_counts, population_stats, words_for, PopulationSpikes, PopulationStats,
-};
+#[cfg(any(test, feature = "internals"))]
+pub use rng::{bits, pcg, unit};
+pub use rng::{stream, uniform_fill};
+pub use spikes::{population_counts, population_stats, PopulationSpikes, PopulationStats};

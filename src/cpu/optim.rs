@@ -1,8 +1,62 @@
 //! AdamW with decoupled weight decay, and the learning-rate schedule (linear warm-up, then a
 //! cosine decay to zero), per optimiser step.
 
+use super::BnRunning;
 use crate::plan::Plan;
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+/// Everything an optimiser step changes, as the checkpoints store it; the same on every engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    pub params: Vec<f32>,
+    pub adam_m: Vec<f32>,
+    pub adam_v: Vec<f32>,
+    /// AdamW steps taken.
+    pub step: u64,
+    pub bn: BnRunning,
+}
+
+impl TrainState {
+    /// Whether this is a state of `plan`: parameters and both AdamW moments of its parameter
+    /// count, running statistics of its batch-norm layers. The one check every engine makes
+    /// before it takes a state.
+    pub fn check(&self, plan: &Plan) -> Result<()> {
+        check_lengths(
+            plan,
+            &[
+                ("parameters", self.params.len()),
+                ("AdamW first moments", self.adam_m.len()),
+                ("AdamW second moments", self.adam_v.len()),
+            ],
+        )?;
+        check_model(plan, &self.params, &self.bn)
+    }
+}
+
+fn check_lengths(plan: &Plan, parts: &[(&str, usize)]) -> Result<()> {
+    let np = plan.num_params;
+    for &(what, n) in parts {
+        if n != np {
+            return Err(Error::input(format!(
+                "train state: {n} {what} for a plan of {np} parameters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `params` and `bn` are a network of `plan` (its parameter count, its batch-norm
+/// layers and their channels): [`TrainState::check`] without the optimiser's moments.
+pub fn check_model(plan: &Plan, params: &[f32], bn: &BnRunning) -> Result<()> {
+    check_lengths(plan, &[("parameters", params.len())])?;
+    if !bn.fits(plan) {
+        return Err(Error::input(
+            "train state: running statistics of another plan (the batch-norm layers or their channels differ)",
+        ));
+    }
+    Ok(())
+}
 
 /// PyTorch's `torch.optim.AdamW` (betas 0.9 / 0.999, eps 1e-8, no amsgrad), with weight decay
 /// only where the plan's `ParamDesc::decay` is set (convolution and linear weights; not batch
@@ -92,6 +146,69 @@ pub fn lr_at(peak: f32, step: u64, total: u64, warmup: u64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan with at least two batch-norm layers of different widths, and its fresh state.
+    fn state() -> (Plan, TrainState) {
+        use rand::SeedableRng;
+        let spec = crate::DataSpec {
+            in_ch: 1,
+            height: 8,
+            width: 8,
+            classes: 4,
+            timesteps: 2,
+            event: false,
+        };
+        let space = crate::genome::SearchSpace::default();
+        let plan = (1..)
+            .map(|seed| {
+                let g = space.sample(&mut rand::rngs::StdRng::seed_from_u64(seed));
+                Plan::compile(&g, &spec, 4, 1).unwrap()
+            })
+            .find(|p| p.bn_channels.windows(2).any(|w| w[0] != w[1]))
+            .unwrap();
+        let np = plan.num_params;
+        let st = TrainState {
+            params: vec![0.0; np],
+            adam_m: vec![0.0; np],
+            adam_v: vec![0.0; np],
+            step: 0,
+            bn: BnRunning::new(&plan),
+        };
+        (plan, st)
+    }
+
+    /// Every part of a state is checked against the plan, the statistics layer by layer (a
+    /// state of the same total length but other channel counts is another network's).
+    #[test]
+    fn a_state_of_another_plan_is_refused() {
+        let (plan, st) = state();
+        st.check(&plan).unwrap();
+        let mut short = st.clone();
+        short.adam_v.pop();
+        let e = short.check(&plan).unwrap_err().to_string();
+        assert!(e.contains("AdamW second moments for a plan of"), "{e}");
+        let mut long = st.clone();
+        long.params.push(0.0);
+        let e = long.check(&plan).unwrap_err().to_string();
+        assert!(e.contains("parameters for a plan of"), "{e}");
+        let mut moved = st.clone();
+        let i = plan
+            .bn_channels
+            .windows(2)
+            .position(|w| w[0] != w[1])
+            .unwrap();
+        for stats in [&mut moved.bn.mean, &mut moved.bn.var] {
+            let v = stats[i].pop().unwrap();
+            stats[i + 1].push(v);
+        }
+        let (m, v) = moved.bn.flatten();
+        assert_eq!(
+            (m.len(), v.len()),
+            (st.bn.flatten().0.len(), st.bn.flatten().1.len())
+        );
+        let e = moved.check(&plan).unwrap_err().to_string();
+        assert!(e.contains("running statistics of another plan"), "{e}");
+    }
 
     #[test]
     fn schedule_by_hand() {

@@ -23,16 +23,6 @@ pub fn pcg(x: u32) -> u32 {
     (w >> 22) ^ w
 }
 
-/// FNV-1a, 64-bit, of `bytes` (used on the canonical key's UTF-8 bytes).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// The stream id of one parameter tensor: `pcg(pcg(pcg(pcg(seed_lo) ^ seed_hi) ^ key_lo) ^ key_hi)`.
 pub fn stream(seed: u64, key64: u64) -> u32 {
     let (seed_lo, seed_hi) = (seed as u32, (seed >> 32) as u32);
@@ -58,14 +48,15 @@ pub fn uniform_fill(stream: u32, offset: u32, bound: f32, out: &mut [f32]) {
     }
 }
 
-/// PyTorch's default init bound for conv and linear: `1/sqrt(fan_in)` in f64, rounded to f32.
-pub fn kaiming_bound(fan_in: usize) -> f32 {
-    (1.0 / (fan_in as f64).sqrt()) as f32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::genome::fnv1a64;
+
+    /// PyTorch's default init bound for conv and linear: `1/sqrt(fan_in)` in f64, rounded to f32.
+    fn kaiming_bound(fan_in: usize) -> f32 {
+        (1.0 / (fan_in as f64).sqrt()) as f32
+    }
 
     #[test]
     fn pcg_by_hand() {

@@ -64,18 +64,12 @@ pub fn frame_and_resize(
 
 const CACHE_MAGIC: &[u8; 8] = b"MSENASF1";
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// The cache file for `key` (a string holding every framing parameter) under `dir`.
 pub fn cache_path(dir: &Path, key: &str) -> PathBuf {
-    dir.join(format!("{:016x}.frames", fnv1a64(key.as_bytes())))
+    dir.join(format!(
+        "{:016x}.frames",
+        crate::genome::fnv1a64(key.as_bytes())
+    ))
 }
 
 /// Reads a cached split; `None` when absent, for another key, or damaged.

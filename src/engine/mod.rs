@@ -40,14 +40,16 @@ use crate::plan::Plan;
 use crate::{Error, Result};
 
 /// The engines' own types that appear in this API (the `cpu` and `gpu` modules behind it are
-/// internals, public only for the crate's tests and benchmarks).
+/// crate-internal; the `internals` feature makes them public for the kernel tests and
+/// benchmarks).
 pub use crate::cpu::grad::{Loss, Surrogate};
+pub use crate::cpu::optim::TrainState;
 pub use crate::cpu::{
     init_params, BnMode, BnRunning, ForwardOptions, ForwardOutput, Kernels, LifParams,
     PopulationSpikes, PopulationStats,
 };
 pub use crate::gpu::{
-    list_adapters, AdapterSummary, GpuCounters, KernelTime, Outputs, TrainSettings, TrainState,
+    list_adapters, AdapterSummary, GpuCounters, KernelTime, Outputs, TrainSettings,
 };
 pub(crate) use backend::add_time;
 pub use backend::{

@@ -4,8 +4,9 @@
 
 use super::{Device, TrainSession};
 use crate::cpu::grad::{Loss, Surrogate};
+use crate::cpu::optim::TrainState;
 use crate::cpu::{BnRunning, LifParams, BN_EPS, BN_MOMENTUM};
-use crate::gpu::{TrainSettings, TrainState};
+use crate::gpu::TrainSettings;
 use crate::plan::Plan;
 use crate::Result;
 

@@ -6,10 +6,11 @@
 use super::Device;
 use crate::cpu::backprop;
 use crate::cpu::optim::AdamW;
+use crate::cpu::optim::TrainState;
 use crate::cpu::{bn_update_running, BnMode, BnRunning, ForwardOptions, Kernels};
-use crate::gpu::{GpuTrainer, TrainSettings, TrainState};
+use crate::gpu::{GpuTrainer, TrainSettings};
 use crate::plan::Plan;
-use crate::{Error, Result};
+use crate::Result;
 
 /// What one step brings back (the same on every device).
 pub use crate::gpu::StepOutput;
@@ -46,7 +47,7 @@ impl TrainSession {
         settings: TrainSettings,
         state: TrainState,
     ) -> Result<TrainSession> {
-        check_state(plan, &state)?;
+        state.check(plan)?;
         let inner = match device.gpu_context() {
             Some(ctx) => {
                 let t = plan.spec.timesteps;
@@ -208,29 +209,6 @@ impl CpuSession {
             logits,
         }
     }
-}
-
-/// A state that fits `plan`: as many parameters and AdamW moments as it has, and running
-/// statistics of its batch-norm layers and channels.
-fn check_state(plan: &Plan, st: &TrainState) -> Result<()> {
-    let np = plan.num_params;
-    for (what, n) in [
-        ("parameters", st.params.len()),
-        ("AdamW first moments", st.adam_m.len()),
-        ("AdamW second moments", st.adam_v.len()),
-    ] {
-        if n != np {
-            return Err(Error::input(format!(
-                "train state: {n} {what} for a plan of {np} parameters"
-            )));
-        }
-    }
-    if !st.bn.fits(plan) {
-        return Err(Error::input(
-            "train state: running statistics of another plan (the batch-norm layers or their channels differ)",
-        ));
-    }
-    Ok(())
 }
 
 /// `H*W` of batch-norm layer `i`.

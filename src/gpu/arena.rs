@@ -41,8 +41,6 @@ pub struct Lease<B> {
     pub buffer: B,
     pub class: SizeClass,
     pub usage: u32,
-    /// The bytes asked for (at most `class`).
-    pub bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,10 +74,6 @@ impl<A: Allocate> Arena<A> {
 
     pub fn stats(&self) -> ArenaStats {
         self.stats
-    }
-
-    pub fn allocator(&self) -> &A {
-        &self.alloc
     }
 
     /// A buffer of at least `bytes` with `usage` (bit flags), reused when one is free.
@@ -117,7 +111,6 @@ impl<A: Allocate> Arena<A> {
             buffer,
             class,
             usage,
-            bytes,
         })
     }
 
@@ -135,10 +128,6 @@ impl<A: Allocate> Arena<A> {
         for ((class, _), v) in self.free.drain() {
             self.stats.held_bytes -= class.0 * v.len() as u64;
         }
-    }
-
-    pub fn free_count(&self) -> usize {
-        self.free.values().map(Vec::len).sum()
     }
 }
 
@@ -244,10 +233,10 @@ mod tests {
         assert_eq!(a.stats().leased_bytes, 0);
         assert_eq!(a.stats().peak_leased_bytes, 3 * 1024);
         assert_eq!(a.stats().held_bytes, 3 * 1024);
-        assert_eq!(a.free_count(), 3);
+        assert_eq!(a.free.values().map(Vec::len).sum::<usize>(), 3);
         a.trim();
         assert_eq!(a.stats().held_bytes, 0);
-        assert_eq!(a.free_count(), 0);
+        assert_eq!(a.free.values().map(Vec::len).sum::<usize>(), 0);
     }
 
     #[test]

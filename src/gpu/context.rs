@@ -134,13 +134,6 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
-/// The adapter a device choice picks (what `GpuContext::new` would open), without opening it.
-pub fn pick_adapter(choice: &DeviceChoice) -> Result<AdapterSummary> {
-    let inst = instance(None);
-    let adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
-    choose(adapters, choice).map(|a| summary(&a))
-}
-
 /// Preference among adapters of the same kind: native APIs before GL.
 fn backend_rank(b: wgpu::Backend) -> u32 {
     match b {

@@ -92,6 +92,7 @@ pub struct GpuOutput {
 }
 
 impl GpuOutput {
+    #[cfg(any(test, feature = "internals"))]
     pub fn finite(&self) -> bool {
         self.logits.iter().all(|v| v.is_finite())
     }
@@ -380,21 +381,25 @@ impl GpuExecutor {
         }
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn ctx(&self) -> &GpuContext {
         &self.ctx
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Submissions made so far.
     pub fn submissions(&self) -> u64 {
         self.submissions
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// GPU seconds of the timed submissions so far (timestamp queries) and how many there were;
     /// zero where the device has no timestamps or `time_gpu` is off.
     pub fn gpu_time(&self) -> (f64, u64) {
         (self.gpu_seconds, self.timed_submissions)
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn arena_stats(&self) -> super::arena::ArenaStats {
         self.arena.stats()
     }

@@ -10,13 +10,16 @@ pub mod kernels;
 pub mod recorder;
 pub mod trainer;
 
+#[cfg(any(test, feature = "internals"))]
 pub use arena::{Arena, SizeClass};
 pub use context::{
-    list_adapters, pick_adapter, AdapterSummary, DeviceChoice, GpuContext, GpuCounters, KernelTime,
+    list_adapters, AdapterSummary, DeviceChoice, GpuContext, GpuCounters, KernelTime,
 };
-pub use executor::{memory_bytes, GpuExecutor, GpuOutput, Job, Outputs};
-pub use kernels::{KernelId, View};
+#[cfg(any(test, feature = "internals"))]
+pub use executor::{memory_bytes, GpuOutput};
+pub use executor::{GpuExecutor, Job, Outputs};
+#[cfg(any(test, feature = "internals"))]
+pub use kernels::KernelId;
+pub use kernels::View;
 pub use recorder::Recorder;
-pub use trainer::{
-    norm2_of_partials, GpuTrainer, GradientBatches, StepOutput, TrainSettings, TrainState,
-};
+pub use trainer::{norm2_of_partials, GpuTrainer, GradientBatches, StepOutput, TrainSettings};

@@ -143,6 +143,7 @@ impl<'c> Recorder<'c> {
         Ok(())
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.cmds.is_empty()
     }

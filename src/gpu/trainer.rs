@@ -23,7 +23,7 @@ use crate::cpu::elementwise::sum_squares_groups;
 use crate::cpu::grad::Loss;
 use crate::cpu::grad::Surrogate;
 use crate::cpu::optim::AdamW;
-use crate::cpu::{bn_len, flatten_bn, unflatten_bn};
+use crate::cpu::{bn_len, unflatten_bn};
 use crate::cpu::{BnRunning, ConvShape, Gate as CpuGate, LifParams};
 use crate::plan::{Op, ParamInit, Plan};
 use crate::{Error, Result};
@@ -41,16 +41,7 @@ pub struct TrainSettings {
     pub weight_decay: f32,
 }
 
-/// Everything an optimiser step changes, as the checkpoints store it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrainState {
-    pub params: Vec<f32>,
-    pub adam_m: Vec<f32>,
-    pub adam_v: Vec<f32>,
-    /// AdamW steps taken.
-    pub step: u64,
-    pub bn: BnRunning,
-}
+use crate::cpu::optim::TrainState;
 
 /// What one step brings back.
 #[derive(Clone, Debug)]
@@ -145,13 +136,7 @@ impl GpuTrainer {
         settings: TrainSettings,
         init: &[f32],
     ) -> Result<GpuTrainer> {
-        if init.len() != plan.num_params {
-            return Err(Error::input(format!(
-                "gpu trainer: {} initial parameters for a plan of {}",
-                init.len(),
-                plan.num_params
-            )));
-        }
+        // (`write_state` checks `init` against the plan.)
         let mut tr = Self::alloc(ctx, plan, t, max_batch, settings)?;
         let adam = AdamW::new(plan, settings.weight_decay);
         tr.write_state(&TrainState {
@@ -339,6 +324,7 @@ impl GpuTrainer {
         Ok(bufs)
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn ctx(&self) -> &GpuContext {
         &self.ctx
     }
@@ -352,6 +338,7 @@ impl GpuTrainer {
         self.cap
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// AdamW steps taken.
     pub fn steps(&self) -> u64 {
         self.step
@@ -775,6 +762,7 @@ impl GpuTrainer {
         self.read_gradient()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// `||mean_m g_m||^2`, the squared norm of the mean of the mini-batches' parameter
     /// gradients (each as [`Self::gradient`] computes it), reduced on the device in one
     /// submission ([`Self::record_mean_gradient_norm2`]) with one read-back of at most 256
@@ -791,6 +779,7 @@ impl GpuTrainer {
         Ok(norm2_of_partials(&parts, batches.len()))
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Records what [`Self::mean_gradient_norm2`] computes into `rec`, its partial sums into
     /// the first `sum_squares_groups(num_params)` elements of `partials` (read them back and
     /// pass them to [`norm2_of_partials`]): the mini-batches' inputs and labels are uploaded
@@ -1047,19 +1036,8 @@ impl GpuTrainer {
 
     /// Replace the whole training state (a resumed run, or a fresh one).
     pub fn write_state(&mut self, st: &TrainState) -> Result<()> {
+        st.check(&self.plan)?;
         let np = self.plan.num_params;
-        for (what, v) in [
-            ("params", &st.params),
-            ("adam m", &st.adam_m),
-            ("adam v", &st.adam_v),
-        ] {
-            if v.len() != np {
-                return Err(Error::input(format!(
-                    "gpu trainer: {what} of {} values for a plan of {np} parameters",
-                    v.len()
-                )));
-            }
-        }
         self.ctx.write(View::new(&self.params, 0, np), &st.params);
         self.ctx.write(View::new(&self.adam_m, 0, np), &st.adam_m);
         self.ctx.write(View::new(&self.adam_v, 0, np), &st.adam_v);
@@ -1071,25 +1049,16 @@ impl GpuTrainer {
     /// Replace the parameters and running statistics only (e.g. to evaluate the best epoch's
     /// weights); the AdamW state is kept.
     pub fn write_model(&mut self, params: &[f32], bn: &BnRunning) -> Result<()> {
+        crate::cpu::optim::check_model(&self.plan, params, bn)?;
         let np = self.plan.num_params;
-        if params.len() != np {
-            return Err(Error::input(format!(
-                "gpu trainer: {} parameters for a plan of {np}",
-                params.len()
-            )));
-        }
         self.ctx.write(View::new(&self.params, 0, np), params);
         self.write_running(bn)
     }
 
+    /// Writes statistics already checked against the plan.
     fn write_running(&self, bn: &BnRunning) -> Result<()> {
         let nb = bn_len(&self.plan);
-        let (m, v) = flatten_bn(bn);
-        if m.len() != nb || v.len() != nb {
-            return Err(Error::input(
-                "gpu trainer: running statistics of another network",
-            ));
-        }
+        let (m, v) = bn.flatten();
         let mut both = m;
         both.extend_from_slice(&v);
         self.ctx.write(View::new(&self.running, 0, 2 * nb), &both);
@@ -1129,6 +1098,7 @@ impl GpuTrainer {
             .read(View::new(&self.grad, 0, self.plan.num_params))
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// A tensor's values from the last forward pass over `b` samples (spikes as 0/1).
     pub fn read_tensor(&self, id: usize, b: usize) -> Result<Vec<f32>> {
         if id >= self.plan.tensors.len() || b == 0 || b > self.cap {
@@ -1155,6 +1125,7 @@ pub struct GradientBatches {
     shape: [usize; 3],
 }
 
+#[cfg(any(test, feature = "internals"))]
 impl GradientBatches {
     /// How many mini-batches.
     pub fn len(&self) -> usize {

@@ -22,7 +22,7 @@ pub use crate::cpu::grad::Loss;
 pub use crate::cpu::{backprop, optim};
 
 use crate::cpu::grad::Surrogate;
-use crate::cpu::{bn_len, flatten_bn, unflatten_bn};
+use crate::cpu::{bn_len, unflatten_bn};
 use crate::cpu::{BnRunning, LifParams};
 use crate::data::{augment_events, Dataset, EventAugment, Split};
 use crate::engine::{Device, Model, TrainSession, TrainSettings, TrainState};
@@ -674,7 +674,7 @@ fn augmented_batch(
 }
 
 fn model_checkpoint(meta: Meta, params: &[f32], bn: &BnRunning) -> Checkpoint {
-    let (m, v) = flatten_bn(bn);
+    let (m, v) = bn.flatten();
     Checkpoint {
         meta,
         sections: vec![
@@ -687,7 +687,7 @@ fn model_checkpoint(meta: Meta, params: &[f32], bn: &BnRunning) -> Checkpoint {
 
 fn state_checkpoint(meta: Meta, s: &State) -> Checkpoint {
     let mut ck = model_checkpoint(meta, &s.params, &s.bn);
-    let (bm, bv) = flatten_bn(&s.best_bn);
+    let (bm, bv) = s.best_bn.flatten();
     ck.sections.extend([
         ("adam_m".into(), s.opt.m.clone()),
         ("adam_v".into(), s.opt.v.clone()),

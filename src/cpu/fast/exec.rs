@@ -196,6 +196,7 @@ impl Tape {
     pub fn bn_stats(&self) -> &[(Vec<f32>, Vec<f32>)] {
         &self.out.bn_batch_stats
     }
+    #[cfg(any(test, feature = "internals"))]
     /// Spikes of every population.
     pub fn spike_counts(&self) -> &[u64] {
         &self.out.spike_counts

@@ -21,11 +21,11 @@ mod conv;
 mod exec;
 mod ops;
 mod pool;
+#[cfg(any(test, feature = "internals"))]
 pub mod primitives;
 pub(crate) mod simd;
 
 pub use exec::{backward, supports, SpikeOrder, Tape};
-pub use pool::release;
 
 use super::{ForwardOptions, ForwardOutput, LifParams};
 use crate::plan::Plan;

@@ -42,20 +42,6 @@ macro_rules! pooled {
 }
 pooled!(f32, u8);
 
-/// Hands every free buffer back to the allocator (the engine keeps up to `POOL_BYTES` (512 MiB) of
-/// them between runs otherwise).
-pub fn release() {
-    fn drain<T: Pooled>() {
-        T::with_pool(|p| {
-            for v in p.free.drain(..) {
-                KEPT.fetch_sub(v.capacity() * std::mem::size_of::<T>(), Ordering::Relaxed);
-            }
-        });
-    }
-    drain::<f32>();
-    drain::<u8>();
-}
-
 /// A zero-initialised buffer that returns to its thread's pool when dropped.
 pub(crate) struct Buf<T: Pooled> {
     v: Vec<T>,
@@ -152,6 +138,20 @@ impl<T: Pooled + std::fmt::Debug> std::fmt::Debug for Buf<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands every free buffer back to the allocator (the engine keeps up to `POOL_BYTES`
+    /// (512 MiB) of them between runs otherwise).
+    fn release() {
+        fn drain<T: Pooled>() {
+            T::with_pool(|p| {
+                for v in p.free.drain(..) {
+                    KEPT.fetch_sub(v.capacity() * std::mem::size_of::<T>(), Ordering::Relaxed);
+                }
+            });
+        }
+        drain::<f32>();
+        drain::<u8>();
+    }
 
     #[test]
     fn buffers_come_back_with_the_contents_asked_for() {

@@ -91,6 +91,7 @@ fn gemm_grid(s: &ConvShape) -> [u32; 3] {
     super::gemm_grid(s.n * s.out_h() * s.out_w(), s.cout)
 }
 
+#[cfg(any(test, feature = "internals"))]
 fn grid(s: &ConvShape) -> [u32; 3] {
     [
         (s.out_h() * s.out_w()).div_ceil(64) as u32,
@@ -144,6 +145,7 @@ pub fn conv2d_spiking(
     )
 }
 
+#[cfg(any(test, feature = "internals"))]
 /// [`conv2d`] by the direct kernel (one output per thread, weights staged per channel).
 pub fn conv2d_direct(
     rec: &mut Recorder<'_>,
@@ -163,6 +165,7 @@ pub fn conv2d_direct(
     )
 }
 
+#[cfg(any(test, feature = "internals"))]
 /// [`conv2d_spiking`] by the direct kernel (one output per thread, a weight added only where a
 /// spike is set).
 pub fn conv2d_spiking_direct(

@@ -258,6 +258,7 @@ pub fn conv2d_backward_input(
     )
 }
 
+#[cfg(any(test, feature = "internals"))]
 /// [`conv2d_backward_input`] by the direct kernel (one `gx` element per thread, weights staged
 /// per input channel): the benchmark's baseline, with the same bits.
 pub fn conv2d_backward_input_direct(
@@ -356,6 +357,7 @@ pub fn conv2d_backward_weight(
     Ok(())
 }
 
+#[cfg(any(test, feature = "internals"))]
 /// [`conv2d_backward_weight`] by the direct kernel (one workgroup per (output, input) channel
 /// pair reducing over images and output positions by a fixed tree): the benchmark's baseline.
 pub fn conv2d_backward_weight_direct(

@@ -92,11 +92,3 @@ pub fn max_workgroup_size() -> [u32; 3] {
     }
     m
 }
-pub fn max_uniform_size() -> u32 {
-    KERNELS
-        .iter()
-        .filter_map(|k| k.uniform())
-        .map(|b| b.size)
-        .max()
-        .unwrap_or(0)
-}
