@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use msenas::benchmarks::proxy::{self, Row, SCORE_COLUMNS};
+use msenas::benchmarks::columns::{Column, MEASURED};
+use msenas::benchmarks::proxy::{self, Row};
+use msenas::fitness::ScoreId;
 
 fn bench(out: &Path) -> Output {
     bench_with(out, &[])
@@ -70,8 +72,8 @@ fn writes_csv_summary_plot_and_resumes() {
     let parsed = proxy::read_csv(&csv, 2).unwrap();
     assert_eq!(parsed.len(), 3);
     for r in &parsed {
-        for s in SCORE_COLUMNS {
-            assert!(r.scores[s].is_finite(), "row {}: {s} not finite", r.index);
+        for c in MEASURED {
+            assert!(r.scores[&c].is_finite(), "row {}: {c} not finite", r.index);
         }
         assert!(r.val_mean().is_finite() && r.test_mean().is_finite());
     }
@@ -150,10 +152,10 @@ fn writes_csv_summary_plot_and_resumes() {
     let mut rows = proxy::read_csv(&csv, 2).unwrap();
     msenas::benchmarks::proxy_extra::merge(&out.join("extra_scores.csv"), &mut rows).unwrap();
     for r in &rows {
-        let m = r.scores["rdm_mem"];
+        let m = r.scores[&Column::RdmMem];
         assert!((0.0..=2.0).contains(&m), "rdm_mem {m}");
-        for s in ["rdm_mem_rsa", "rsa_ref"] {
-            assert!((-1.0..=1.0).contains(&r.scores[s]), "{s} {}", r.scores[s]);
+        for c in [Column::RdmMemRsa, Column::RsaRef] {
+            assert!((-1.0..=1.0).contains(&r.scores[&c]), "{c} {}", r.scores[&c]);
         }
     }
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
@@ -162,11 +164,11 @@ fn writes_csv_summary_plot_and_resumes() {
 
 fn row(index: usize, params: f64, rdm: f64, acc: [f64; 2], status: &str) -> Row {
     let mut scores = BTreeMap::new();
-    for (k, s) in SCORE_COLUMNS.iter().enumerate() {
-        scores.insert(s.to_string(), rdm * (k as f64 + 1.0) + (index % 3) as f64);
+    for (k, c) in MEASURED.into_iter().enumerate() {
+        scores.insert(c, rdm * (k as f64 + 1.0) + (index % 3) as f64);
     }
-    scores.insert("params".into(), params);
-    scores.insert("rdm".into(), rdm);
+    scores.insert(Column::Score(ScoreId::Params), params);
+    scores.insert(Column::Score(ScoreId::Rdm), rdm);
     Row {
         index,
         key_hash: format!("{index:016x}"),
@@ -206,5 +208,18 @@ fn summary_statistics_are_finite() {
         }
     }
     let md = proxy::markdown(&s, "synthetic");
-    assert!(md.contains("| rdm_resid |"));
+    // Every column's direction as registered: the registry's for its scores, the benchmark's
+    // own for the variants.
+    for (name, better) in [
+        ("rdm", "higher"),
+        ("grad_rms", "lower"),
+        ("params", "lower"),
+        ("rdm_resid", "higher"),
+        ("zico", "higher"),
+    ] {
+        assert!(
+            md.contains(&format!("| {name} | {better} |")),
+            "{name}: {md}"
+        );
+    }
 }

@@ -17,7 +17,7 @@
 //!   more terms;
 //! - `zico`: a ZiCo-style gradient statistic at initialisation through the surrogate: the probe
 //!   batch is cut into `M` interleaved mini-batches, the cross-entropy gradient of each is taken
-//!   with [`crate::cpu::backprop`], and for every weight tensor `log(sum_j mean_m|g_mj| / std_m g_mj)` is
+//!   with [`crate::train::backprop`], and for every weight tensor `log(sum_j mean_m|g_mj| / std_m g_mj)` is
 //!   summed over tensors (high when gradients are large *and* agree across samples);
 //! - `grad_norm`: `log ||mean_m g_m||` of the same gradients;
 //! - `short_train`: validation accuracy after one short pass over a small stratified subset of
@@ -38,14 +38,16 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::cpu::grad::Surrogate;
+use super::columns::{Column, DERIVED, EXTRA, MEASURED};
 use crate::data::Dataset;
+use crate::engine::Surrogate;
 use crate::evolve::config::Config;
 use crate::evolve::search::load_data;
 use crate::fitness::evaluate::{
     derive_seed, weight_seed, EngineEvaluator, EvalSettings, Probe, Status,
 };
 pub use crate::fitness::gradient::{gradient_scores, GRAD_WORST};
+use crate::fitness::scores::Direction;
 use crate::fitness::ScoreId;
 use crate::genome::Genome;
 use crate::plan::Plan;
@@ -69,29 +71,6 @@ pub const BASE_SCORES: [ScoreId; 10] = [
     ScoreId::Sops,
     ScoreId::Params,
 ];
-
-/// Every score column of the CSV, in order.
-pub const SCORE_COLUMNS: [&str; 16] = [
-    "rdm",
-    "rdm_late",
-    "rdm_rate",
-    "rdm_corr",
-    "rdm_rsa",
-    "sahd",
-    "hamming",
-    "firing_rate",
-    "sops",
-    "params",
-    "rdm_avg9",
-    "hamming_norm",
-    "sahd_norm",
-    "zico",
-    "grad_norm",
-    "short_train",
-];
-
-/// Scores derived over the whole sample at summary time.
-pub const DERIVED_SCORES: [&str; 4] = ["rank_rdm_params", "rdm_resid", "zico_resid", "grad_rms"];
 
 /// The CSV file name inside the output folder.
 pub const CSV: &str = "proxy.csv";
@@ -124,8 +103,8 @@ pub struct Row {
     pub key_hash: String,
     pub status: String,
     pub populations: usize,
-    /// Score columns by name.
-    pub scores: BTreeMap<String, f64>,
+    /// The score columns.
+    pub scores: BTreeMap<Column, f64>,
     /// Validation and test accuracy per training seed.
     pub val: Vec<f64>,
     pub test: Vec<f64>,
@@ -184,7 +163,7 @@ fn header(train_seeds: usize) -> String {
         "status".into(),
         "populations".into(),
     ];
-    h.extend(SCORE_COLUMNS.iter().map(|s| s.to_string()));
+    h.extend(MEASURED.iter().map(|c| c.name().to_string()));
     for s in 0..train_seeds {
         h.push(format!("val_{s}"));
     }
@@ -202,8 +181,8 @@ fn row_line(r: &Row) -> String {
         r.status.clone(),
         r.populations.to_string(),
     ];
-    for s in SCORE_COLUMNS {
-        f.push(format!("{}", r.scores.get(s).copied().unwrap_or(f64::NAN)));
+    for c in MEASURED {
+        f.push(format!("{}", r.scores.get(&c).copied().unwrap_or(f64::NAN)));
     }
     f.extend(r.val.iter().map(|v| format!("{v}")));
     f.extend(r.test.iter().map(|v| format!("{v}")));
@@ -249,8 +228,8 @@ pub fn read_csv(path: &Path, train_seeds: usize) -> Result<Vec<Row>> {
         };
         let mut i = 4;
         let mut scores = BTreeMap::new();
-        for s in SCORE_COLUMNS {
-            scores.insert(s.to_string(), num(f[i])?);
+        for c in MEASURED {
+            scores.insert(c, num(f[i])?);
             i += 1;
         }
         let val = (0..train_seeds)
@@ -306,7 +285,10 @@ fn score_row(
 ) -> Result<Row> {
     let t_score = Instant::now();
     let ev = bench.base.evaluate_one(genome);
-    let mut scores: BTreeMap<String, f64> = ev.scores.clone();
+    let mut scores: BTreeMap<Column, f64> = BASE_SCORES
+        .iter()
+        .map(|&id| (Column::Score(id), ev.score(id)))
+        .collect();
     let plan = Plan::compile(
         genome,
         &bench.ds.spec,
@@ -317,17 +299,20 @@ fn score_row(
     // A dead network's cost scores are their worst values in the evaluator; the benchmark
     // keeps its real parameter count (a property of the plan, not of its spikes).
     if let Ok(p) = &plan {
-        scores.insert("params".into(), p.num_params as f64);
+        scores.insert(Column::Score(ScoreId::Params), p.num_params as f64);
     }
     let avg = bench.avg9.evaluate_one(genome);
-    scores.insert("rdm_avg9".into(), avg.score("rdm"));
+    scores.insert(Column::RdmAvg9, avg.score(ScoreId::Rdm));
     let b = bench.base.probe.batch_size() as f64;
     let pairs = (populations * bench.ds.spec.timesteps).max(1) as f64;
     let dead = ev.status != Status::Ok;
-    for (src, dst) in [("hamming", "hamming_norm"), ("sahd", "sahd_norm")] {
+    for (src, dst) in [
+        (ScoreId::Hamming, Column::HammingNorm),
+        (ScoreId::Sahd, Column::SahdNorm),
+    ] {
         let v = ev.score(src);
         let v = if dead { v } else { v - b * pairs.ln() };
-        scores.insert(dst.into(), v);
+        scores.insert(dst, v);
     }
     let (zico, gn) = match &plan {
         Ok(p) => gradient_scores(
@@ -339,8 +324,8 @@ fn score_row(
         ),
         Err(_) => (GRAD_WORST, GRAD_WORST),
     };
-    scores.insert("zico".into(), zico);
-    scores.insert("grad_norm".into(), gn);
+    scores.insert(Column::Zico, zico);
+    scores.insert(Column::Score(ScoreId::GradNorm), gn);
     let score_s = t_score.elapsed().as_secs_f64();
 
     let work = bench.opts.out.join("runs").join(format!("{index:03}"));
@@ -363,7 +348,7 @@ fn score_row(
         bench.cfg.seed,
         &work.join("short"),
     )?;
-    scores.insert("short_train".into(), short.best_val_acc);
+    scores.insert(Column::Score(ScoreId::ShortTrain), short.best_val_acc);
     let short_s = t0.elapsed().as_secs_f64();
 
     let t_train = Instant::now();
@@ -387,10 +372,10 @@ fn score_row(
     log(&format!(
         "[{index:3}] {:<5} params {:>7} rdm {:.4} zico {:.1} short {:.3} val {:?} ({:.1}+{:.1}+{:.1} s)",
         ev.status.as_str(),
-        scores["params"],
-        scores["rdm"],
+        scores[&Column::Score(ScoreId::Params)],
+        scores[&Column::Score(ScoreId::Rdm)],
         zico,
-        scores["short_train"],
+        scores[&Column::Score(ScoreId::ShortTrain)],
         val.iter().map(|v| (v * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
         score_s,
         short_s,
@@ -585,6 +570,8 @@ impl Corr {
 #[derive(Clone, Debug, Serialize)]
 pub struct ScoreStats {
     pub score: String,
+    /// Which way is better (`higher` or `lower`), fixed before the run ([`Column::direction`]).
+    pub better: &'static str,
     pub tau_all: Corr,
     pub rho_all: Corr,
     pub tau_live: Corr,
@@ -726,38 +713,43 @@ fn residual(y: &[f64], x: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Every score's values over `rows` (registry columns, then the derived ones). Derived scores
-/// are computed over live rows; dead rows get the sample's minimum minus one.
-pub fn score_table(rows: &[Row]) -> BTreeMap<String, Vec<f64>> {
-    let mut t: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for s in SCORE_COLUMNS {
-        t.insert(s.into(), rows.iter().map(|r| r.scores[s]).collect());
+/// `ln params` of every row.
+fn ln_params(rows: &[Row]) -> Vec<f64> {
+    rows.iter()
+        .map(|r| r.scores[&Column::Score(ScoreId::Params)].max(1.0).ln())
+        .collect()
+}
+
+/// Every column's values over `rows` (the measured columns, the extra ones when every row has
+/// them, then the derived ones). Derived columns are computed over live rows; dead rows get
+/// the sample's minimum minus one.
+pub fn score_table(rows: &[Row]) -> BTreeMap<Column, Vec<f64>> {
+    let mut t: BTreeMap<Column, Vec<f64>> = BTreeMap::new();
+    for c in MEASURED {
+        t.insert(c, rows.iter().map(|r| r.scores[&c]).collect());
     }
     // Extra columns (`proxy-bench --rescore`) when every row has them.
-    for s in super::proxy_extra::EXTRA_SCORES {
-        if !rows.is_empty() && rows.iter().all(|r| r.scores.contains_key(s)) {
-            t.insert(s.into(), rows.iter().map(|r| r.scores[s]).collect());
+    for c in EXTRA {
+        if !rows.is_empty() && rows.iter().all(|r| r.scores.contains_key(&c)) {
+            t.insert(c, rows.iter().map(|r| r.scores[&c]).collect());
         }
     }
-    let lp: Vec<f64> = rows
-        .iter()
-        .map(|r| r.scores["params"].max(1.0).ln())
-        .collect();
-    let rr = ranks(&t["rdm"]);
+    let lp = ln_params(rows);
+    let rr = ranks(&t[&Column::Score(ScoreId::Rdm)]);
     let rp = ranks(&lp);
     t.insert(
-        "rank_rdm_params".into(),
+        Column::RankRdmParams,
         rr.iter().zip(&rp).map(|(a, b)| 0.5 * (a + b)).collect(),
     );
     // grad_rms (lower is better): a dead row, or one whose gradients all vanished, gets the
     // registry's worst value, as the search's evaluator gives it.
     t.insert(
-        "grad_rms".into(),
+        Column::Score(ScoreId::GradRms),
         rows.iter()
             .map(|r| {
                 let g = crate::fitness::gradient::grad_rms(
-                    r.scores["grad_norm"],
-                    r.scores["params"] as usize,
+                    r.scores[&Column::Score(ScoreId::GradNorm)],
+                    r.scores[&Column::Score(ScoreId::Params)] as usize,
                 );
                 if !r.live() || g == GRAD_WORST {
                     crate::fitness::WORST_COST
@@ -768,10 +760,13 @@ pub fn score_table(rows: &[Row]) -> BTreeMap<String, Vec<f64>> {
             .collect(),
     );
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
-    for (src, dst) in [("rdm", "rdm_resid"), ("zico", "zico_resid")] {
+    for (src, dst) in [
+        (Column::Score(ScoreId::Rdm), Column::RdmResid),
+        (Column::Zico, Column::ZicoResid),
+    ] {
         let mut out = vec![f64::NAN; rows.len()];
         if live.len() >= 2 {
-            let y: Vec<f64> = live.iter().map(|&i| t[src][i]).collect();
+            let y: Vec<f64> = live.iter().map(|&i| t[&src][i]).collect();
             let x: Vec<f64> = live.iter().map(|&i| lp[i]).collect();
             let res = residual(&y, &x);
             let floor = res.iter().cloned().fold(f64::INFINITY, f64::min) - 1.0;
@@ -786,29 +781,19 @@ pub fn score_table(rows: &[Row]) -> BTreeMap<String, Vec<f64>> {
         } else {
             out.iter_mut().for_each(|v| *v = 0.0);
         }
-        t.insert(dst.into(), out);
+        t.insert(dst, out);
     }
     t
 }
 
-/// The names in the order the tables list them.
-pub fn score_order() -> Vec<&'static str> {
-    SCORE_COLUMNS
-        .iter()
-        .chain(DERIVED_SCORES.iter())
-        .copied()
+/// The columns in the order the tables list them: measured, derived, then the extra columns
+/// present in `table`.
+fn table_order(table: &BTreeMap<Column, Vec<f64>>) -> Vec<Column> {
+    MEASURED
+        .into_iter()
+        .chain(DERIVED)
+        .chain(EXTRA.into_iter().filter(|c| table.contains_key(c)))
         .collect()
-}
-
-/// [`score_order`] followed by the extra columns present in `table`.
-fn table_order(table: &BTreeMap<String, Vec<f64>>) -> Vec<&'static str> {
-    let mut v = score_order();
-    v.extend(
-        super::proxy_extra::EXTRA_SCORES
-            .iter()
-            .filter(|s| table.contains_key(**s)),
-    );
-    v
 }
 
 /// Correlations of every score with the mean validation accuracy, the seed-to-seed ceiling and
@@ -821,10 +806,7 @@ pub fn summarise(rows: &[Row], genomes: Option<&[Genome]>, reps: usize, seed: u6
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
     let pick = |v: &[f64]| live.iter().map(|&i| v[i]).collect::<Vec<f64>>();
     let acc_live = pick(&acc);
-    let lp: Vec<f64> = rows
-        .iter()
-        .map(|r| r.scores["params"].max(1.0).ln())
-        .collect();
+    let lp = ln_params(rows);
     let lp_live = pick(&lp);
     let train_seeds = rows.first().map(|r| r.val.len()).unwrap_or(0);
     let (seed_tau_all, seed_tau_live, seed_mad) = if train_seeds >= 2 {
@@ -847,29 +829,32 @@ pub fn summarise(rows: &[Row], genomes: Option<&[Genome]>, reps: usize, seed: u6
         .as_ref()
         .map(|m| live.iter().map(|&i| m[i].len() as f64).collect());
     let mut scores = Vec::new();
-    for (k, name) in table_order(&table).into_iter().enumerate() {
-        let x = &table[name];
+    let params = Column::Score(ScoreId::Params);
+    for (k, col) in table_order(&table).into_iter().enumerate() {
+        let x = &table[&col];
         let xl = pick(x);
         let s = seed.wrapping_add(100 * k as u64);
         scores.push(ScoreStats {
-            score: name.to_string(),
+            score: col.name().to_string(),
+            better: match col.direction() {
+                Direction::Maximize => "higher",
+                Direction::Minimize => "lower",
+            },
             tau_all: corr_ci(x, &acc, kendall_tau_b, reps, s),
             rho_all: corr_ci(x, &acc, spearman, reps, s + 1),
             tau_live: corr_ci(&xl, &acc_live, kendall_tau_b, reps, s + 2),
             rho_live: corr_ci(&xl, &acc_live, spearman, reps, s + 3),
-            partial_tau_live: if name == "params" {
+            partial_tau_live: if col == params {
                 Corr::UNDEFINED
             } else {
                 partial_ci(&xl, &acc_live, &[&lp_live], reps, s + 4)
             },
             partial_tau_size_depth_live: match &depth_live {
-                Some(d) if name != "params" => {
-                    partial_ci(&xl, &acc_live, &[&lp_live, d], reps, s + 5)
-                }
+                Some(d) if col != params => partial_ci(&xl, &acc_live, &[&lp_live, d], reps, s + 5),
                 _ => Corr::UNDEFINED,
             },
             tau_with_params: kendall_tau_b(&xl, &lp_live),
-            seconds: if name == "short_train" {
+            seconds: if col == Column::Score(ScoreId::ShortTrain) {
                 train_s
             } else {
                 score_s
@@ -964,14 +949,15 @@ pub fn markdown(s: &Summary, title: &str) -> String {
     );
     let _ = writeln!(
         m,
-        "| score | tau (all) | rho (all) | tau (live) | rho (live) | partial tau given ln(params) (live) | partial tau given ln(params) and active cells (live) | tau with ln(params) |"
+        "| score | better | tau (all) | rho (all) | tau (live) | rho (live) | partial tau given ln(params) (live) | partial tau given ln(params) and active cells (live) | tau with ln(params) |"
     );
-    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|");
     for r in &s.scores {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {} | {} | {} | {:+.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:+.2} |",
             r.score,
+            r.better,
             fmt_c(&r.tau_all),
             fmt_c(&r.rho_all),
             fmt_c(&r.tau_live),
@@ -1012,12 +998,13 @@ pub fn write_report(rows: &[Row], summary: &Summary, out: &Path, title: &str) ->
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
     let panels: Vec<plot::Panel> = table_order(&table)
         .into_iter()
-        .map(|name| {
-            let log_x = matches!(name, "params" | "sops");
+        .map(|col| {
+            let name = col.name();
+            let log_x = matches!(col, Column::Score(ScoreId::Params | ScoreId::Sops));
             let pts = live
                 .iter()
                 .map(|&i| {
-                    let x = table[name][i];
+                    let x = table[&col][i];
                     (if log_x { x.max(1.0).log10() } else { x }, acc[i])
                 })
                 .collect();

@@ -26,9 +26,10 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::columns::EXTRA;
 use super::proxy::Row;
-use crate::cpu::{init_params, LifParams};
 use crate::engine::ProbeBatch;
+use crate::engine::{init_params, LifParams};
 use crate::fitness::evaluate::{derive_seed, weight_seed};
 use crate::genome::Genome;
 use crate::plan::{Op, Plan};
@@ -36,10 +37,7 @@ use crate::stats::spearman;
 use crate::train::{self, backprop, Network};
 use crate::{Error, Result};
 
-/// The extra score columns, in order.
-pub const EXTRA_SCORES: [&str; 3] = ["rdm_mem", "rdm_mem_rsa", "rsa_ref"];
-
-/// Worst values, in the order of [`EXTRA_SCORES`].
+/// Worst values, in the order of [`EXTRA`].
 const WORST: [f64; 3] = [0.0, -1.0, -1.0];
 
 /// The file beside `proxy.csv`.
@@ -259,9 +257,14 @@ pub fn rescore(
     Ok((out, ref_acc))
 }
 
+/// The column names of [`EXTRA`], comma-separated.
+fn extra_header() -> String {
+    EXTRA.map(|c| c.name()).join(",")
+}
+
 /// Writes `extra_scores.csv` (index, key hash, the extra columns) atomically.
 pub fn write_csv(path: &Path, rows: &[Row], scores: &BTreeMap<usize, [f64; 3]>) -> Result<()> {
-    let mut text = format!("index,key_hash,{}\n", EXTRA_SCORES.join(","));
+    let mut text = format!("index,key_hash,{}\n", extra_header());
     for r in rows {
         if let Some(v) = scores.get(&r.index) {
             let _ = writeln!(
@@ -282,7 +285,7 @@ pub fn merge(path: &Path, rows: &mut [Row]) -> Result<()> {
     }
     let text = crate::fsio::read_text(path, "score table")?;
     let mut lines = text.lines();
-    let want = format!("index,key_hash,{}", EXTRA_SCORES.join(","));
+    let want = format!("index,key_hash,{}", extra_header());
     if lines.next() != Some(want.as_str()) {
         return Err(Error::input(format!(
             "{}: header differs (expected `{want}`)",
@@ -293,7 +296,7 @@ pub fn merge(path: &Path, rows: &mut [Row]) -> Result<()> {
     for (ln, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();
         let bad = || Error::input(format!("{}: line {}: malformed", path.display(), ln + 2));
-        if f.len() != 2 + EXTRA_SCORES.len() {
+        if f.len() != 2 + EXTRA.len() {
             return Err(bad());
         }
         let idx: usize = f[0].parse().map_err(|_| bad())?;
@@ -312,8 +315,8 @@ pub fn merge(path: &Path, rows: &mut [Row]) -> Result<()> {
                     r.index
                 )));
             }
-            for (k, name) in EXTRA_SCORES.iter().enumerate() {
-                r.scores.insert((*name).to_string(), v[k]);
+            for (k, c) in EXTRA.into_iter().enumerate() {
+                r.scores.insert(c, v[k]);
             }
         }
     }
