@@ -216,10 +216,42 @@ fn summary_statistics_are_finite() {
         ("params", "lower"),
         ("rdm_resid", "higher"),
         ("zico", "higher"),
+        ("rank_grad_params", "higher"),
     ] {
         assert!(
             md.contains(&format!("| {name} | {better} |")),
             "{name}: {md}"
         );
     }
+}
+
+/// `rank_grad_params` is the mean of the ranks (among live rows) of `-grad_rms` and
+/// `ln params`; a dead row is below every live one.
+#[test]
+fn the_combined_gradient_rank_is_the_mean_of_two_ranks() {
+    // grad_rms = grad_norm - ln(params) / 2.
+    let spec = [
+        (1000.0, -1.0, "ok"),
+        (4000.0, -1.0, "ok"),
+        (2000.0, -3.0, "ok"),
+        (8000.0, -0.5, "dead"),
+    ];
+    let rows: Vec<Row> = spec
+        .iter()
+        .enumerate()
+        .map(|(i, &(p, g, st))| {
+            let mut r = row(i, p, 0.2, [0.5, 0.5], st);
+            r.scores.insert(Column::Score(ScoreId::GradNorm), g);
+            r
+        })
+        .collect();
+    let t = proxy::score_table(&rows);
+    let grad: Vec<f64> = (0..3)
+        .map(|i| spec[i].1 - (spec[i].0 as f64).ln() / 2.0)
+        .collect();
+    assert_eq!(t[&Column::Score(ScoreId::GradRms)][..3], grad[..]);
+    // -grad_rms ranks: row 2 best (3), row 1 (2), row 0 (1); ln params ranks: 1, 3, 2.
+    let c = &t[&Column::RankGradParams];
+    assert_eq!(c[..3], [1.0, 2.5, 2.5]);
+    assert!(c[3] < 1.0, "a dead row ranks below the live ones: {c:?}");
 }

@@ -24,6 +24,9 @@ pub enum Column {
     Zico,
     /// Over the sample: the mean of the ranks of `rdm` and `ln params`.
     RankRdmParams,
+    /// Over the sample: the mean of the ranks of `-grad_rms` and `ln params` (live rows; dead
+    /// ones get the sample's minimum minus one).
+    RankGradParams,
     /// Over the sample: `rdm`'s residual after a least-squares line on `ln params`.
     RdmResid,
     /// Over the sample: `zico`'s residual after a least-squares line on `ln params`.
@@ -68,11 +71,12 @@ pub const MEASURED: [Column; 16] = [
 ];
 
 /// The columns derived over the sample at summary time, in table order.
-pub const DERIVED: [Column; 4] = [
+pub const DERIVED: [Column; 5] = [
     Column::RankRdmParams,
     Column::RdmResid,
     Column::ZicoResid,
     Column::Score(ScoreId::GradRms),
+    Column::RankGradParams,
 ];
 
 /// The columns of `extra_scores.csv`, in file order.
@@ -93,6 +97,7 @@ impl Column {
             Column::SahdNorm => "sahd_norm",
             Column::Zico => "zico",
             Column::RankRdmParams => "rank_rdm_params",
+            Column::RankGradParams => "rank_grad_params",
             Column::RdmResid => "rdm_resid",
             Column::ZicoResid => "zico_resid",
             Column::RdmMem => "rdm_mem",
@@ -108,8 +113,8 @@ impl Column {
 
     /// Which way is better, fixed before any data: a registry score's is the registry's; the
     /// variants keep their source score's (`rdm`, `hamming`, `sahd`: higher), ZiCo's is its
-    /// paper's (higher), and the combined rank and residuals read "higher `rdm` (or `zico`)
-    /// for the size".
+    /// paper's (higher), the residuals read "higher `rdm` (or `zico`) for the size", and the
+    /// combined ranks "higher: a better source score and a larger network".
     pub fn direction(self) -> Direction {
         match self {
             Column::Score(s) => s.direction(),
@@ -119,7 +124,9 @@ impl Column {
                 ScoreId::Rdm.direction()
             }
             Column::RdmMemRsa => ScoreId::RdmRsa.direction(),
-            Column::Zico | Column::ZicoResid | Column::RsaRef => Direction::Maximize,
+            Column::Zico | Column::ZicoResid | Column::RsaRef | Column::RankGradParams => {
+                Direction::Maximize
+            }
         }
     }
 

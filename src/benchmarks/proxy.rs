@@ -24,7 +24,8 @@
 //!   the training split (the honest upper baseline, not training-free).
 //!
 //! Derived over the sample at summary time: `rank_rdm_params` (mean of the ranks of `rdm` and
-//! `params`), `rdm_resid` / `zico_resid` (the residual of the score after a least-squares fit
+//! `params`), `rank_grad_params` (mean of the ranks of `-grad_rms` and `params`, over live
+//! networks), `rdm_resid` / `zico_resid` (the residual of the score after a least-squares fit
 //! on `ln params`, over live networks: "compared within equal size") and `grad_rms`
 //! (`grad_norm - ln(params) / 2`, see [`crate::fitness::gradient`]).
 
@@ -760,6 +761,31 @@ pub fn score_table(rows: &[Row]) -> BTreeMap<Column, Vec<f64>> {
             .collect(),
     );
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
+    // The combined rank of grad_rms (lower is better) and size, over live rows.
+    let mut out = vec![f64::NAN; rows.len()];
+    if !live.is_empty() {
+        let g: Vec<f64> = live
+            .iter()
+            .map(|&i| -t[&Column::Score(ScoreId::GradRms)][i])
+            .collect();
+        let x: Vec<f64> = live.iter().map(|&i| lp[i]).collect();
+        let (rg, rx) = (ranks(&g), ranks(&x));
+        for (k, &i) in live.iter().enumerate() {
+            out[i] = 0.5 * (rg[k] + rx[k]);
+        }
+        let floor = out
+            .iter()
+            .filter(|v| !v.is_nan())
+            .cloned()
+            .fold(f64::INFINITY, f64::min)
+            - 1.0;
+        out.iter_mut()
+            .filter(|v| v.is_nan())
+            .for_each(|v| *v = floor);
+    } else {
+        out.iter_mut().for_each(|v| *v = 0.0);
+    }
+    t.insert(Column::RankGradParams, out);
     for (src, dst) in [
         (Column::Score(ScoreId::Rdm), Column::RdmResid),
         (Column::Zico, Column::ZicoResid),
