@@ -1,7 +1,12 @@
 // Multi-step LIF (decay-input, hard reset; docs/design.md), the twin of cpu::lif::lif.
 //
 // Input currents x: [T][B][N] f32. Outputs: spikes as f32 0/1 in the same layout (skipped when
-// `write_f32` is 0) and the bit-packed record [T][B][words] of docs/design.md, words = ceil(N/32).
+// `write_f32` is 0), the bit-packed record [T][B][words] of docs/design.md, words = ceil(N/32),
+// and, when `count` is 1 (`run` only), the spike count of every (t, sample) row added into
+// `count_out` [T][B] (zeroed before the dispatch; integer atomics, so the sum does not depend on
+// order): the firing-rate statistics without a second pass over the record. `run_bn` binds four
+// storage buffers already, the most a downlevel device allows, so its counts stay a separate
+// pass (shaders/rdm.wgsl `counts`).
 //
 // Packing layout choice: we keep the design's per-sample row layout (neuron (c*H + y)*W + x is bit
 // n % 32 of word n / 32) for the spiking convolution too. A k x k window of one input channel
@@ -30,7 +35,10 @@ struct Params {
     beta_off: u32,
     gate: u32,       // 0 none, 1 excitatory max(z, 0), 2 inhibitory min(z, 0)
     eps: f32,
-    _pad: u32,
+    count: u32,      // 1: add each row's spike count into count_out (`run` only)
+    count_off: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -39,6 +47,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> packed: array<u32>;
 @group(0) @binding(4) var<storage, read> bn_stats: array<f32>;
 @group(0) @binding(5) var<storage, read> bn_affine: array<f32>;
+@group(0) @binding(6) var<storage, read_write> count_out: array<atomic<u32>>;
 
 // 256 neurons of one sample per workgroup = 8 whole words, so a word never spans workgroups and
 // packing needs only 8 u32 of workgroup memory (integer atomics are core WGSL; no subgroup
@@ -75,6 +84,9 @@ fn run(
             let word = atomicExchange(&bits[lid], 0u);
             if w < p.words {
                 packed[p.w_off + row * p.words + w] = word;
+                if p.count != 0u && word != 0u {
+                    atomicAdd(&count_out[p.count_off + row], countOneBits(word));
+                }
             }
         }
         workgroupBarrier();

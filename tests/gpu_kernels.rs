@@ -254,6 +254,7 @@ fn lif_spikes_and_words(ctx: &GpuContext) {
                 p,
                 Some(View::whole(&sb)),
                 View::whole(&wb),
+                None,
             )
             .unwrap();
             submit(rec);
@@ -273,8 +274,11 @@ fn lif_spikes_and_words(ctx: &GpuContext) {
             total_near += near;
             total += neurons;
 
-            // Packed output only: same words.
+            // Packed output and row counts only: same words, and each (t, sample) row's count
+            // is the popcount of its words (the counts buffer holds garbage before: zeroed by
+            // the call; it starts at an offset).
             let wb2 = ctx.storage("w2", t * b * words).unwrap();
+            let cb = ctx.upload("counts", &vec![7u32; t * b + 3]).unwrap();
             let mut rec = Recorder::new(ctx);
             lif::lif(
                 &mut rec,
@@ -285,10 +289,18 @@ fn lif_spikes_and_words(ctx: &GpuContext) {
                 p,
                 None,
                 View::whole(&wb2),
+                Some(View::whole(&cb).slice(3, t * b)),
             )
             .unwrap();
             submit(rec);
             assert_eq!(read_u32(ctx, &wb2, t * b * words), got_words);
+            let want_counts: Vec<u32> = got_words
+                .chunks(words)
+                .map(|row| row.iter().map(|w| w.count_ones()).sum())
+                .collect();
+            let got_counts = read_u32(ctx, &cb, t * b + 3);
+            assert_eq!(got_counts[..3], [7, 7, 7], "outside the view");
+            assert_eq!(got_counts[3..], want_counts[..], "counts {t}x{b}x{n}");
         }
     }
     eprintln!(
@@ -360,6 +372,7 @@ fn lif_bn_equals_apply_then_lif(ctx: &GpuContext) {
                 p,
                 None,
                 View::whole(&w1),
+                None,
             )
             .unwrap();
             let bn = lif::BnInput {
@@ -942,6 +955,7 @@ fn context_reports_limits_and_caches_pipelines(ctx: &GpuContext) {
         Default::default(),
         None,
         View::whole(&buf),
+        None,
     );
     assert!(e.is_err());
 }

@@ -246,9 +246,7 @@ fn the_combined_gradient_rank_is_the_mean_of_two_ranks() {
         })
         .collect();
     let t = proxy::score_table(&rows);
-    let grad: Vec<f64> = (0..3)
-        .map(|i| spec[i].1 - spec[i].0.ln() / 2.0)
-        .collect();
+    let grad: Vec<f64> = (0..3).map(|i| spec[i].1 - spec[i].0.ln() / 2.0).collect();
     assert_eq!(t[&Column::Score(ScoreId::GradRms)][..3], grad[..]);
     // -grad_rms ranks: row 2 best (3), row 1 (2), row 0 (1); ln params ranks: 1, 3, 2.
     let c = &t[&Column::RankGradParams];

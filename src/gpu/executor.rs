@@ -825,6 +825,10 @@ impl GpuExecutor {
                         None
                     };
                     let pk = pview(*s)?;
+                    let o = &pop_out[*pop];
+                    // Counts without the pair statistics come from the LIF kernel itself
+                    // (the batch-norm-fed kernel has no binding left for them).
+                    let mut fused = false;
                     match (&held[*x], plan.ops.iter().find(|o| o.output() == *x)) {
                         // Fed by a batch norm that was not applied: apply it here.
                         (
@@ -850,9 +854,22 @@ impl GpuExecutor {
                             };
                             lif::lif_bn(rec, dview(*bx)?, t, b, neurons, self.lif, bn, pk)?;
                         }
-                        _ => lif::lif(rec, dview(*x)?, t, b, neurons, self.lif, f32_spikes, pk)?,
+                        _ => {
+                            let counts = if o.stats.is_none() { o.counts } else { None };
+                            fused = counts.is_some();
+                            lif::lif(
+                                rec,
+                                dview(*x)?,
+                                t,
+                                b,
+                                neurons,
+                                self.lif,
+                                f32_spikes,
+                                pk,
+                                counts,
+                            )?
+                        }
                     }
-                    let o = &pop_out[*pop];
                     if let (Some(counts), Some((hamming, dots))) = (o.counts, o.stats) {
                         rdm::population_stats(
                             rec,
@@ -867,7 +884,7 @@ impl GpuExecutor {
                             },
                             false,
                         )?;
-                    } else if let Some(counts) = o.counts {
+                    } else if let (Some(counts), false) = (o.counts, fused) {
                         rdm::spike_counts(rec, pk, neurons, t, b, counts)?;
                     }
                     if let Some(dst) = o.spikes {

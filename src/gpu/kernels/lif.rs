@@ -27,14 +27,37 @@ pub(crate) struct Params {
     beta_off: u32,
     gate: u32,
     eps: f32,
-    _pad: u32,
+    count: u32,
+    count_off: u32,
+    _pad: [u32; 2],
 }
 
 pub use crate::cpu::lif::words_per_row;
 
+/// Where a LIF kernel adds its spike counts: `counts` `[T][B]` u32, zeroed first (the
+/// `rdm::spike_counts` of the packed record, without the second pass).
+fn counts_binding<'a>(
+    rec: &mut Recorder<'_>,
+    counts: Option<View<'a>>,
+    fallback: &'a wgpu::Buffer,
+    rows: usize,
+    kernel: &str,
+) -> Result<(&'a wgpu::Buffer, u32, u32)> {
+    Ok(match counts {
+        Some(c) => {
+            let c = c.need("counts", kernel, rows)?;
+            rec.clear(c.slice(0, rows));
+            (c.buffer, c.offset, 1)
+        }
+        // Not written without counting; bound for the layout only.
+        None => (fallback, 0, 0),
+    })
+}
+
 /// Run the `b * n` LIF neurons of `x` `[T][B][N]` over `t` steps: spikes as f32 0/1 into `spikes`
-/// (if given; `cpu::lif::lif` with its `n` = b * n) and bit-packed into `packed`
-/// `[T][B][ceil(N/32)]` (`cpu::lif::pack_spikes(spikes, t, b, n)`).
+/// (if given; `cpu::lif::lif` with its `n` = b * n), bit-packed into `packed`
+/// `[T][B][ceil(N/32)]` (`cpu::lif::pack_spikes(spikes, t, b, n)`) and, if given, the spike
+/// count of every (t, sample) row into `counts` `[T][B]` (u32).
 #[allow(clippy::too_many_arguments)]
 pub fn lif(
     rec: &mut Recorder<'_>,
@@ -45,6 +68,7 @@ pub fn lif(
     params: LifParams,
     spikes: Option<View<'_>>,
     packed: View<'_>,
+    counts: Option<View<'_>>,
 ) -> Result<()> {
     const K: &str = "lif";
     let words = words_per_row(n);
@@ -61,6 +85,7 @@ pub fn lif(
         }
         None => (packed.buffer, 0, 0),
     };
+    let (c_buf, count_off, count) = counts_binding(rec, counts, packed.buffer, t * b, K)?;
     let p = Params {
         n: u32_of("n", n)?,
         batch: b as u32,
@@ -72,12 +97,14 @@ pub fn lif(
         write_f32,
         tau_inv: params.tau_inv,
         v_th: params.v_th,
+        count,
+        count_off,
         ..Params::zeroed()
     };
     rec.dispatch(
         KernelId::LifRun,
         &p,
-        &[x.buffer, s_buf, packed.buffer],
+        &[x.buffer, s_buf, packed.buffer, c_buf],
         [n.div_ceil(256) as u32, b as u32, 1],
     )
 }
@@ -158,7 +185,7 @@ pub fn lif_bn(
             crate::cpu::batchnorm::Gate::Inhibitory => 2,
         },
         eps: bn.eps,
-        _pad: 0,
+        ..Params::zeroed()
     };
     rec.dispatch(
         KernelId::LifRunBn,
