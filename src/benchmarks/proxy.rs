@@ -714,6 +714,25 @@ fn residual(y: &[f64], x: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// A column derived over the live rows only: `values` (one per entry of `live`, in order) at
+/// their rows and every other row at the values' minimum minus one, below every live one; all
+/// zeros when there are no values (too few live rows).
+fn place_live(n: usize, live: &[usize], values: Option<Vec<f64>>) -> Vec<f64> {
+    let Some(values) = values else {
+        return vec![0.0; n];
+    };
+    let mut out = vec![f64::NAN; n];
+    for (&i, v) in live.iter().zip(values) {
+        out[i] = v;
+    }
+    // `f64::min` passes over NaN: the floor is the minimum of the placed values.
+    let floor = out.iter().cloned().fold(f64::INFINITY, f64::min) - 1.0;
+    for v in out.iter_mut().filter(|v| v.is_nan()) {
+        *v = floor;
+    }
+    out
+}
+
 /// `ln params` of every row.
 fn ln_params(rows: &[Row]) -> Vec<f64> {
     rows.iter()
@@ -761,53 +780,31 @@ pub fn score_table(rows: &[Row]) -> BTreeMap<Column, Vec<f64>> {
             .collect(),
     );
     let live: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].live()).collect();
+    let on_live = |col: &[f64]| -> Vec<f64> { live.iter().map(|&i| col[i]).collect() };
+    let x = on_live(&lp);
     // The combined rank of grad_rms (lower is better) and size, over live rows.
-    let mut out = vec![f64::NAN; rows.len()];
-    if !live.is_empty() {
-        let g: Vec<f64> = live
+    let g: Vec<f64> = on_live(&t[&Column::Score(ScoreId::GradRms)])
+        .iter()
+        .map(|v| -v)
+        .collect();
+    let combined = (!live.is_empty()).then(|| {
+        let rx = ranks(&x);
+        ranks(&g)
             .iter()
-            .map(|&i| -t[&Column::Score(ScoreId::GradRms)][i])
-            .collect();
-        let x: Vec<f64> = live.iter().map(|&i| lp[i]).collect();
-        let (rg, rx) = (ranks(&g), ranks(&x));
-        for (k, &i) in live.iter().enumerate() {
-            out[i] = 0.5 * (rg[k] + rx[k]);
-        }
-        let floor = out
-            .iter()
-            .filter(|v| !v.is_nan())
-            .cloned()
-            .fold(f64::INFINITY, f64::min)
-            - 1.0;
-        out.iter_mut()
-            .filter(|v| v.is_nan())
-            .for_each(|v| *v = floor);
-    } else {
-        out.iter_mut().for_each(|v| *v = 0.0);
-    }
-    t.insert(Column::RankGradParams, out);
+            .zip(&rx)
+            .map(|(a, b)| 0.5 * (a + b))
+            .collect()
+    });
+    t.insert(
+        Column::RankGradParams,
+        place_live(rows.len(), &live, combined),
+    );
     for (src, dst) in [
         (Column::Score(ScoreId::Rdm), Column::RdmResid),
         (Column::Zico, Column::ZicoResid),
     ] {
-        let mut out = vec![f64::NAN; rows.len()];
-        if live.len() >= 2 {
-            let y: Vec<f64> = live.iter().map(|&i| t[&src][i]).collect();
-            let x: Vec<f64> = live.iter().map(|&i| lp[i]).collect();
-            let res = residual(&y, &x);
-            let floor = res.iter().cloned().fold(f64::INFINITY, f64::min) - 1.0;
-            for (k, &i) in live.iter().enumerate() {
-                out[i] = res[k];
-            }
-            for v in out.iter_mut() {
-                if v.is_nan() {
-                    *v = floor;
-                }
-            }
-        } else {
-            out.iter_mut().for_each(|v| *v = 0.0);
-        }
-        t.insert(dst, out);
+        let res = (live.len() >= 2).then(|| residual(&on_live(&t[&src]), &x));
+        t.insert(dst, place_live(rows.len(), &live, res));
     }
     t
 }

@@ -827,9 +827,8 @@ impl GpuExecutor {
                     let pk = pview(*s)?;
                     let o = &pop_out[*pop];
                     // Counts without the pair statistics come from the LIF kernel itself
-                    // (the batch-norm-fed kernel has no binding left for them).
-                    let mut fused = false;
-                    match (&held[*x], plan.ops.iter().find(|o| o.output() == *x)) {
+                    // (the batch-norm-fed kernel has no binding left for them): `counted`.
+                    let counted = match (&held[*x], plan.ops.iter().find(|o| o.output() == *x)) {
                         // Fed by a batch norm that was not applied: apply it here.
                         (
                             Some(stats),
@@ -853,10 +852,10 @@ impl GpuExecutor {
                                 gate: cpu_gate(*gate),
                             };
                             lif::lif_bn(rec, dview(*bx)?, t, b, neurons, self.lif, bn, pk)?;
+                            false
                         }
                         _ => {
                             let counts = if o.stats.is_none() { o.counts } else { None };
-                            fused = counts.is_some();
                             lif::lif(
                                 rec,
                                 dview(*x)?,
@@ -867,9 +866,10 @@ impl GpuExecutor {
                                 f32_spikes,
                                 pk,
                                 counts,
-                            )?
+                            )?;
+                            counts.is_some()
                         }
-                    }
+                    };
                     if let (Some(counts), Some((hamming, dots))) = (o.counts, o.stats) {
                         rdm::population_stats(
                             rec,
@@ -884,7 +884,7 @@ impl GpuExecutor {
                             },
                             false,
                         )?;
-                    } else if let (Some(counts), false) = (o.counts, fused) {
+                    } else if let (Some(counts), false) = (o.counts, counted) {
                         rdm::spike_counts(rec, pk, neurons, t, b, counts)?;
                     }
                     if let Some(dst) = o.spikes {

@@ -34,26 +34,6 @@ pub(crate) struct Params {
 
 pub use crate::cpu::lif::words_per_row;
 
-/// Where a LIF kernel adds its spike counts: `counts` `[T][B]` u32, zeroed first (the
-/// `rdm::spike_counts` of the packed record, without the second pass).
-fn counts_binding<'a>(
-    rec: &mut Recorder<'_>,
-    counts: Option<View<'a>>,
-    fallback: &'a wgpu::Buffer,
-    rows: usize,
-    kernel: &str,
-) -> Result<(&'a wgpu::Buffer, u32, u32)> {
-    Ok(match counts {
-        Some(c) => {
-            let c = c.need("counts", kernel, rows)?;
-            rec.clear(c.slice(0, rows));
-            (c.buffer, c.offset, 1)
-        }
-        // Not written without counting; bound for the layout only.
-        None => (fallback, 0, 0),
-    })
-}
-
 /// Run the `b * n` LIF neurons of `x` `[T][B][N]` over `t` steps: spikes as f32 0/1 into `spikes`
 /// (if given; `cpu::lif::lif` with its `n` = b * n), bit-packed into `packed`
 /// `[T][B][ceil(N/32)]` (`cpu::lif::pack_spikes(spikes, t, b, n)`) and, if given, the spike
@@ -85,7 +65,15 @@ pub fn lif(
         }
         None => (packed.buffer, 0, 0),
     };
-    let (c_buf, count_off, count) = counts_binding(rec, counts, packed.buffer, t * b, K)?;
+    // The counts are added into a zeroed view; without them the kernel never writes binding 6.
+    let (c_buf, count_off, count) = match counts {
+        Some(c) => {
+            let c = c.need("counts", K, t * b)?;
+            rec.clear(c.slice(0, t * b));
+            (c.buffer, c.offset, 1)
+        }
+        None => (packed.buffer, 0, 0),
+    };
     let p = Params {
         n: u32_of("n", n)?,
         batch: b as u32,
